@@ -1,0 +1,227 @@
+//! The `accord` command line: argument definitions and dispatch.
+//!
+//! Each command lives in its own file. Commands return an exit code; `main` prints
+//! nothing itself. Exit codes: 0 success, 1 failure (an invalid spec, a failed stage),
+//! 2 bad usage (from clap), 130 interrupted. A closed stdout (`accord show … | head`) is
+//! not an error.
+
+mod gc;
+mod run;
+mod schema;
+mod show;
+mod status;
+mod validate;
+mod verify;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::Registry;
+use crate::plan::{DagFormat, Plan};
+use crate::spec::{LoadOptions, load};
+use crate::store::Store;
+
+/// Declarative experiment pipelines for training and evaluating language models that negotiate.
+#[derive(Debug, Parser)]
+#[command(name = "accord", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The store folder [default: the nearest `.accord/` above the current directory].
+    #[arg(long, global = true, env = "ACCORD_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// Print no progress; results and errors still print.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The spec a command works on.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// The pipeline spec (YAML).
+    pub spec: PathBuf,
+
+    /// Override a spec field, e.g. `--set stages.train.with.lr=1e-5` (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub sets: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every stage whose output is not in the store yet.
+    Run {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Stages running at once [default: the number of CPU cores].
+        #[arg(long, short, value_name = "N")]
+        jobs: Option<usize>,
+        /// What to do when a stage fails.
+        #[arg(long, value_enum, default_value_t = crate::OnError::Fail)]
+        on_error: crate::OnError,
+    },
+    /// Show whether each stage is fresh, stale (and why) or missing.
+    Status {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Print one JSON array of `{stage, state, reason, key}` objects.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw the stage graph.
+    Dag {
+        #[command(flatten)]
+        spec: SpecArgs,
+        #[arg(long, value_enum, default_value_t = DagFormat::Text)]
+        format: DagFormat,
+    },
+    /// Print a stage's output table.
+    Show {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// The stage whose output to show.
+        stage: String,
+        /// How many rows.
+        #[arg(long, default_value_t = 10)]
+        rows: usize,
+        #[arg(long, value_enum, default_value_t = show::ShowFormat::Table)]
+        format: show::ShowFormat,
+        /// Print only the path of the Parquet file.
+        #[arg(long)]
+        path: bool,
+    },
+    /// Check a spec without running it; print every error found.
+    Validate {
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+    /// Remove artifacts that no kept run refers to.
+    Gc {
+        /// Keep this many of the latest runs of each spec.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        keep_runs: usize,
+        /// Also remove the row caches of stages that never finished.
+        #[arg(long)]
+        work: bool,
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Re-hash every artifact in the store and report corrupt ones.
+    Verify,
+    /// Print the JSON Schema of pipeline specs (or, with `--artifacts`, the artifact columns).
+    Schema {
+        /// Print the artifact schemas as Markdown instead.
+        #[arg(long)]
+        artifacts: bool,
+    },
+}
+
+/// Parses the command line, runs the command, and returns the exit code.
+pub fn main() -> i32 {
+    set_table_defaults();
+    let cli = Cli::parse();
+    match dispatch(cli, &Registry::builtin()) {
+        Ok(code) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            anstream::eprintln!("{}: {e}", crate::output::error_label());
+            1
+        }
+    }
+}
+
+/// Defaults for polars' table printing (`accord show`), unless the user set them.
+fn set_table_defaults() {
+    let width = std::env::var("COLUMNS")
+        .ok()
+        .filter(|w| w.parse::<u16>().is_ok())
+        .unwrap_or_else(|| "160".into());
+    for (name, value) in [
+        ("POLARS_FMT_MAX_ROWS", "-1"),
+        ("POLARS_FMT_MAX_COLS", "16"),
+        ("POLARS_FMT_STR_LEN", "48"),
+        ("POLARS_TABLE_WIDTH", width.as_str()),
+    ] {
+        if std::env::var_os(name).is_none() {
+            // SAFETY: called first thing in `main`, before any other thread exists.
+            unsafe { std::env::set_var(name, value) };
+        }
+    }
+}
+
+/// Runs `cli` with the stage kinds in `registry`; library users call this with their own.
+pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
+    let cwd = std::env::current_dir()?;
+    let store = Store::locate(cli.store.as_deref(), &cwd);
+    match cli.command {
+        Command::Run {
+            spec,
+            jobs,
+            on_error,
+        } => run::run(&spec, registry, &store, jobs, on_error, cli.quiet),
+        Command::Status { spec, json } => status::status(&spec, registry, &store, json),
+        Command::Dag { spec, format } => {
+            let Some(plan) = plan_or_report(&spec, registry)? else {
+                return Ok(1);
+            };
+            print(&plan.render(format))
+        }
+        Command::Show {
+            spec,
+            stage,
+            rows,
+            format,
+            path,
+        } => show::show(&spec, registry, &store, &stage, rows, format, path),
+        Command::Validate { spec } => validate::validate(&spec, registry),
+        Command::Gc {
+            keep_runs,
+            work,
+            dry_run,
+        } => gc::gc(&store, keep_runs, work, dry_run),
+        Command::Verify => verify::verify(&store),
+        Command::Schema { artifacts } => schema::schema(registry, artifacts),
+    }
+}
+
+/// Loads and plans a spec, or prints its errors and returns `None`.
+pub(crate) fn plan_or_report(
+    spec: &SpecArgs,
+    registry: &Registry,
+) -> std::io::Result<Option<Plan>> {
+    let options = LoadOptions {
+        overrides: spec.sets.clone(),
+    };
+    match load(&spec.spec, &options, registry) {
+        Ok(loaded) => Ok(Some(Plan::new(loaded, registry))),
+        Err(failure) => {
+            let mut stderr = anstream::stderr();
+            write!(
+                stderr,
+                "{}",
+                failure.render(crate::output::stderr_has_color())
+            )?;
+            Ok(None)
+        }
+    }
+}
+
+/// Writes `text` to stdout (styles stripped when it is not a terminal).
+pub(crate) fn print(text: &str) -> std::io::Result<i32> {
+    let mut stdout = anstream::stdout();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(0)
+}
+
+/// A path shown relative to the current folder when it is below it.
+pub(crate) fn display_path(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| path.display().to_string())
+}

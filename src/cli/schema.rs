@@ -1,0 +1,12 @@
+//! `accord schema`: the JSON Schema of specs, or the artifact columns as Markdown.
+
+use super::print;
+use crate::Registry;
+
+pub fn schema(registry: &Registry, artifacts: bool) -> std::io::Result<i32> {
+    if artifacts {
+        print(&crate::stages::artifacts_markdown(registry))
+    } else {
+        print(&crate::spec::schema::pipeline_schema(registry))
+    }
+}

@@ -1,0 +1,5 @@
+//! The `accord` binary; everything lives in the library (`accord::cli`).
+
+fn main() {
+    std::process::exit(accord::cli::main());
+}

@@ -1,0 +1,324 @@
+//! Spec errors: what is wrong, where, what was expected, and what to do about it.
+//!
+//! [`SpecError`] has one variant per kind of mistake and one message per variant.
+//! [`Diagnostic`] adds the place (`file:line:column` and the field path) and renders the
+//! offending source line with a caret under it, an `expected:` line and a `hint:`.
+
+use std::fmt::{self, Write as _};
+
+use super::location::Location;
+use super::path::FieldPath;
+
+/// What is wrong with a spec.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpecError {
+    Syntax {
+        message: String,
+    },
+    UnknownField {
+        field: String,
+        expected: Vec<String>,
+    },
+    WrongType {
+        expected: String,
+        found: String,
+    },
+    InvalidValue {
+        message: String,
+        expected: String,
+    },
+    UnknownVariant {
+        value: String,
+        expected: Vec<String>,
+    },
+    MissingField {
+        field: String,
+    },
+    UnsupportedVersion {
+        found: String,
+    },
+    InvalidStageName {
+        name: String,
+    },
+    UnknownStageKind {
+        kind: String,
+        known: Vec<String>,
+    },
+    UnknownNeed {
+        need: String,
+        known: Vec<String>,
+    },
+    DuplicateNeed {
+        need: String,
+    },
+    Cycle {
+        cycle: Vec<String>,
+    },
+    UnknownModel {
+        name: String,
+        known: Vec<String>,
+    },
+    InvalidModel {
+        message: String,
+        expected: String,
+    },
+    BadInputs {
+        message: String,
+    },
+    MissingFile {
+        path: String,
+    },
+    BadOverride {
+        text: String,
+        message: String,
+    },
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpecError::Syntax { message } => write!(f, "invalid YAML: {message}"),
+            SpecError::UnknownField { field, .. } => write!(f, "unknown field `{field}`"),
+            SpecError::WrongType { expected, found } => {
+                write!(f, "wrong type: found {found}, expected {expected}")
+            }
+            SpecError::InvalidValue { message, .. } => write!(f, "invalid value: {message}"),
+            SpecError::UnknownVariant { value, .. } => write!(f, "unknown value `{value}`"),
+            SpecError::MissingField { field } => write!(f, "missing required field `{field}`"),
+            SpecError::UnsupportedVersion { found } => {
+                write!(f, "unsupported spec version {found}")
+            }
+            SpecError::InvalidStageName { name } => write!(f, "invalid stage name `{name}`"),
+            SpecError::UnknownStageKind { kind, .. } => write!(f, "unknown stage kind `{kind}`"),
+            SpecError::UnknownNeed { need, .. } => {
+                write!(f, "`needs` names stage `{need}`, which is not in this spec")
+            }
+            SpecError::DuplicateNeed { need } => write!(f, "`needs` lists `{need}` twice"),
+            SpecError::Cycle { cycle } => {
+                write!(f, "dependency cycle `{}`", cycle.join(" -> "))
+            }
+            SpecError::UnknownModel { name, .. } => {
+                write!(f, "unknown model `{name}`")
+            }
+            SpecError::InvalidModel { message, .. } => write!(f, "invalid model: {message}"),
+            SpecError::BadInputs { message } => write!(f, "unusable inputs: {message}"),
+            SpecError::MissingFile { path } => write!(f, "file `{path}` does not exist"),
+            SpecError::BadOverride { text, message } => {
+                write!(f, "bad `--set {text}`: {message}")
+            }
+        }
+    }
+}
+
+impl SpecError {
+    /// A short machine-readable name, used in snapshots and `--json` output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SpecError::Syntax { .. } => "syntax",
+            SpecError::UnknownField { .. } => "unknown-field",
+            SpecError::WrongType { .. } => "wrong-type",
+            SpecError::InvalidValue { .. } => "invalid-value",
+            SpecError::UnknownVariant { .. } => "unknown-variant",
+            SpecError::MissingField { .. } => "missing-field",
+            SpecError::UnsupportedVersion { .. } => "unsupported-version",
+            SpecError::InvalidStageName { .. } => "invalid-stage-name",
+            SpecError::UnknownStageKind { .. } => "unknown-kind",
+            SpecError::UnknownNeed { .. } => "unknown-need",
+            SpecError::DuplicateNeed { .. } => "duplicate-need",
+            SpecError::Cycle { .. } => "cycle",
+            SpecError::UnknownModel { .. } => "unknown-model",
+            SpecError::InvalidModel { .. } => "invalid-model",
+            SpecError::BadInputs { .. } => "bad-inputs",
+            SpecError::MissingFile { .. } => "missing-file",
+            SpecError::BadOverride { .. } => "bad-override",
+        }
+    }
+
+    /// What the spec should have held at this place.
+    pub fn expected(&self) -> Option<String> {
+        Some(match self {
+            SpecError::Syntax { .. } => "well-formed YAML".into(),
+            SpecError::UnknownField { expected, .. } if expected.is_empty() => {
+                "no fields here".into()
+            }
+            SpecError::UnknownField { expected, .. } => one_of(expected),
+            SpecError::WrongType { expected, .. } => expected.clone(),
+            SpecError::InvalidValue { expected, .. } => expected.clone(),
+            SpecError::UnknownVariant { expected, .. } => one_of(expected),
+            SpecError::MissingField { field } => format!("a value for `{field}`"),
+            SpecError::UnsupportedVersion { .. } => "`version: 1`".into(),
+            SpecError::InvalidStageName { .. } => {
+                "a name of letters, digits, `_` and `-`, starting with a letter or `_`".into()
+            }
+            SpecError::UnknownStageKind { known, .. } => one_of(known),
+            SpecError::UnknownNeed { known, .. } if known.is_empty() => {
+                "the name of another stage".into()
+            }
+            SpecError::UnknownNeed { known, .. } => one_of(known),
+            SpecError::DuplicateNeed { .. } => "each stage listed once".into(),
+            SpecError::Cycle { .. } => "an acyclic graph of stages".into(),
+            SpecError::UnknownModel { known, .. } if known.is_empty() => {
+                "a model defined under `models:`".into()
+            }
+            SpecError::UnknownModel { known, .. } => {
+                format!("a model defined under `models:` ({})", list(known))
+            }
+            SpecError::InvalidModel { expected, .. } => expected.clone(),
+            SpecError::BadInputs { .. } => return None,
+            SpecError::MissingFile { .. } => "a path relative to the spec's folder".into(),
+            SpecError::BadOverride { .. } => "`--set path.to.field=value`".into(),
+        })
+    }
+
+    /// What to do next.
+    pub fn hint(&self) -> String {
+        match self {
+            SpecError::Syntax { .. } => "YAML is indentation-sensitive: check this line and the one above for a missing `:`, an unclosed quote or bracket, or a tab".into(),
+            SpecError::UnknownField { field, expected } => match closest(field, expected) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => "remove it; `schemas/pipeline.schema.json` lists every field".into(),
+            },
+            SpecError::WrongType { expected, found } => {
+                let quoted_number = found
+                    .strip_prefix("string \"")
+                    .and_then(|s| s.strip_suffix('"'))
+                    .is_some_and(|s| s.parse::<f64>().is_ok() || s == "true" || s == "false");
+                if quoted_number && !expected.contains("string") {
+                    "remove the quotes around the value".into()
+                } else if expected.contains("string") {
+                    "quote the value to make it a string".into()
+                } else {
+                    format!("write {expected} here")
+                }
+            }
+            SpecError::InvalidValue { .. } => "see `schemas/pipeline.schema.json` for the allowed values".into(),
+            SpecError::UnknownVariant { value, expected } => match closest(value, expected) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("use {}", one_of(expected)),
+            },
+            SpecError::MissingField { field } => format!("add `{field}: …`"),
+            SpecError::UnsupportedVersion { .. } => "this build of accord reads spec version 1; write `version: 1`".into(),
+            SpecError::InvalidStageName { .. } => "rename the stage, e.g. `my_stage`".into(),
+            SpecError::UnknownStageKind { kind, known } => match closest(kind, known) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("kinds built into this accord: {}", list(known)),
+            },
+            SpecError::UnknownNeed { need, known } => match closest(need, known) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None if known.is_empty() => "define that stage under `stages:`".into(),
+                None => format!("stages in this spec: {}", list(known)),
+            },
+            SpecError::DuplicateNeed { .. } => "remove the second mention".into(),
+            SpecError::Cycle { .. } => "remove one of these `needs` to break the cycle".into(),
+            SpecError::UnknownModel { name, known } => match closest(name, known) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("define it under `models:`, e.g. `models: {{{name}: {{source: path:./weights}}}}`"),
+            },
+            SpecError::InvalidModel { .. } => "a model has either `source:` (in-process weights) or `endpoint:` and `model:` (an OpenAI-compatible server)".into(),
+            SpecError::BadInputs { .. } => "change this stage's `needs`".into(),
+            SpecError::MissingFile { .. } => "check the path; relative paths start at the spec file's folder".into(),
+            SpecError::BadOverride { .. } => "write the field path with dots, e.g. `--set stages.train.with.lr=1e-5`".into(),
+        }
+    }
+}
+
+fn list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn one_of(items: &[String]) -> String {
+    match items {
+        [] => "nothing here".into(),
+        [one] => format!("`{one}`"),
+        _ => format!("one of {}", list(items)),
+    }
+}
+
+/// The candidate closest to `word`, when it is close enough to be a likely typo.
+pub fn closest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < c.len().max(word.len()))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
+}
+
+/// An error located in a spec file.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    pub error: SpecError,
+    /// The field the error is about.
+    pub path: FieldPath,
+    /// Where in the file; `None` for values given with `--set`.
+    pub location: Option<Location>,
+    /// How many columns to underline.
+    pub width: usize,
+}
+
+impl Diagnostic {
+    /// Renders the diagnostic for `file`, whose text is `source`, with or without colour.
+    pub fn render(&self, file: &str, source: &str, color: bool) -> String {
+        let paint = |style: anstyle::Style, text: &str| {
+            if color {
+                format!("{}{text}{}", style.render(), style.render_reset())
+            } else {
+                text.to_string()
+            }
+        };
+        let red = anstyle::AnsiColor::Red.on_default().bold();
+        let bold = anstyle::Style::new().bold();
+        let blue = anstyle::AnsiColor::Blue.on_default().bold();
+        let cyan = anstyle::AnsiColor::Cyan.on_default();
+        let mut out = String::new();
+        let place = match self.location {
+            Some(loc) => format!("{file}:{}:{}", loc.line, loc.column),
+            None => format!("{file} (--set)"),
+        };
+        let _ = write!(out, "{}: {} ", paint(bold, &place), paint(red, "error:"));
+        if !self.path.is_root() {
+            let _ = write!(out, "{}: ", paint(bold, &format!("`{}`", self.path)));
+        }
+        let _ = writeln!(out, "{}", self.error);
+        if let Some(loc) = self.location
+            && let Some(line) = source.lines().nth(loc.line.saturating_sub(1))
+        {
+            let number = loc.line.to_string();
+            let pad = " ".repeat(number.len());
+            let _ = writeln!(out, "{pad} {}", paint(blue, "|"));
+            let _ = writeln!(out, "{} {} {line}", paint(blue, &number), paint(blue, "|"));
+            let start = loc.column.saturating_sub(1);
+            let available = line.chars().count().saturating_sub(start).max(1);
+            let carets = "^".repeat(self.width.clamp(1, available));
+            let _ = writeln!(
+                out,
+                "{pad} {} {}{}",
+                paint(blue, "|"),
+                " ".repeat(start),
+                paint(red, &carets)
+            );
+        }
+        if let Some(expected) = self.error.expected() {
+            let _ = writeln!(out, "  = expected: {expected}");
+        }
+        let _ = writeln!(out, "  = {} {}", paint(cyan, "hint:"), self.error.hint());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_finds_typos_only() {
+        let known: Vec<String> = ["count", "tiers", "library"].map(String::from).to_vec();
+        assert_eq!(closest("cont", &known), Some("count"));
+        assert_eq!(closest("tier", &known), Some("tiers"));
+        assert_eq!(closest("zzzzzz", &known), None);
+    }
+}

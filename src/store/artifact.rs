@@ -1,0 +1,380 @@
+//! Artifacts: a stage's output table as `data.parquet` plus `meta.json`.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arrow::record_batch::{RecordBatch, RecordBatchReader};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use super::key::StageKey;
+use super::{Store, StoreError, io_at, sync_dir, write_atomic};
+
+/// What `meta.json` records about an artifact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Meta {
+    pub key: String,
+    pub stage: String,
+    pub kind: String,
+    /// blake3 of `data.parquet`.
+    pub digest: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub schema: Vec<Column>,
+    pub key_parts: StageKey,
+    /// When the artifact was written (RFC 3339, UTC).
+    pub created_at: String,
+    /// How long the stage took to compute it.
+    pub seconds: f64,
+    pub accord_version: String,
+    /// Size and mtime of `data.parquet` when its digest was last checked.
+    pub verified: Stamp,
+}
+
+/// One column of an artifact's schema.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub nullable: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// A file's size and modification time, to tell whether it changed since it was checked.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_ns: u128,
+}
+
+impl Stamp {
+    pub fn of(path: &Path) -> std::io::Result<Stamp> {
+        let meta = std::fs::metadata(path)?;
+        let mtime = meta
+            .modified()?
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Ok(Stamp {
+            size: meta.len(),
+            mtime_ns: mtime.as_nanos(),
+        })
+    }
+}
+
+/// The result of looking a key up.
+#[derive(Debug)]
+pub enum Lookup {
+    Hit(Box<Meta>),
+    Missing,
+    /// The entry exists but cannot be trusted; it should be removed and recomputed.
+    Corrupt(String),
+}
+
+/// A writer that hashes what passes through it.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// blake3 of a file, memory-mapped and hashed on all cores for large files.
+pub fn digest_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_mmap_rayon(path)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// What `accord verify` found.
+#[derive(Debug)]
+pub struct VerifyReport {
+    /// Entries checked.
+    pub entries: usize,
+    /// Bytes of the entries that verified.
+    pub bytes: u64,
+    /// Corrupt entries and why.
+    pub corrupt: Vec<(PathBuf, String)>,
+}
+
+/// What a stage hands to [`Store::publish`].
+pub struct NewArtifact<'a> {
+    pub key: &'a str,
+    pub stage: &'a str,
+    pub parts: &'a StageKey,
+    pub batch: &'a RecordBatch,
+    pub seconds: f64,
+}
+
+impl Store {
+    /// Looks `key` up, checking the data file against its recorded stamp or digest.
+    pub fn lookup(&self, key: &str) -> Lookup {
+        let dir = self.entry_dir(key);
+        let meta_path = dir.join("meta.json");
+        let bytes = match std::fs::read(&meta_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return if dir.exists() {
+                    Lookup::Corrupt("`meta.json` is missing".into())
+                } else {
+                    Lookup::Missing
+                };
+            }
+            Err(e) => return Lookup::Corrupt(format!("cannot read `meta.json`: {e}")),
+        };
+        let mut meta: Meta = match serde_json::from_slice(&bytes) {
+            Ok(meta) => meta,
+            Err(e) => return Lookup::Corrupt(format!("`meta.json` is not valid: {e}")),
+        };
+        let data = dir.join("data.parquet");
+        let stamp = match Stamp::of(&data) {
+            Ok(stamp) => stamp,
+            Err(e) => return Lookup::Corrupt(format!("cannot read `data.parquet`: {e}")),
+        };
+        if stamp == meta.verified {
+            return Lookup::Hit(Box::new(meta));
+        }
+        match digest_file(&data) {
+            Ok(digest) if digest == meta.digest => {
+                meta.verified = stamp;
+                // Remember the check; failing to is harmless (the next lookup re-hashes).
+                let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
+                let _ = write_atomic(&meta_path, &json, false);
+                Lookup::Hit(Box::new(meta))
+            }
+            Ok(digest) => Lookup::Corrupt(format!(
+                "`data.parquet` has digest {} but {} was recorded",
+                &digest[..12],
+                &meta.digest[..12]
+            )),
+            Err(e) => Lookup::Corrupt(format!("cannot read `data.parquet`: {e}")),
+        }
+    }
+
+    /// Removes the entry for `key`, e.g. after finding it corrupt.
+    pub fn remove(&self, key: &str) -> Result<(), StoreError> {
+        let dir = self.entry_dir(key);
+        if !dir.exists() {
+            return Ok(());
+        }
+        // Move it out of the way first so that no reader sees a half-deleted entry.
+        let trash = self
+            .dir("tmp")
+            .join(format!("{}-{}-removed", &key[..16], std::process::id()));
+        std::fs::create_dir_all(self.dir("tmp")).map_err(io_at(&trash))?;
+        std::fs::rename(&dir, &trash).map_err(io_at(&dir))?;
+        std::fs::remove_dir_all(&trash).map_err(io_at(&trash))
+    }
+
+    /// Writes `artifact` to a temporary folder, fsyncs it and renames it into the store.
+    pub fn publish(&self, artifact: NewArtifact) -> Result<Meta, StoreError> {
+        let tmp_root = self.dir("tmp");
+        std::fs::create_dir_all(&tmp_root).map_err(io_at(&tmp_root))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("{}-{}-", &artifact.key[..16], std::process::id()))
+            .tempdir_in(&tmp_root)
+            .map_err(io_at(&tmp_root))?;
+        let data_path = tmp.path().join("data.parquet");
+        let file = std::fs::File::create(&data_path).map_err(io_at(&data_path))?;
+        let writer = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+        };
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+            .set_created_by(format!("accord {}", crate::VERSION))
+            .build();
+        let mut parquet = ArrowWriter::try_new(writer, artifact.batch.schema(), Some(props))?;
+        parquet.write(artifact.batch)?;
+        let mut writer = parquet.into_inner()?;
+        writer.flush().map_err(io_at(&data_path))?;
+        let digest = writer.hasher.finalize().to_hex().to_string();
+        let bytes = writer.bytes;
+        let file = writer
+            .inner
+            .into_inner()
+            .map_err(|e| io_at(&data_path)(e.into_error()))?;
+        file.sync_all().map_err(io_at(&data_path))?;
+        drop(file);
+        let schema = artifact.batch.schema();
+        let meta = Meta {
+            key: artifact.key.to_string(),
+            stage: artifact.stage.to_string(),
+            kind: artifact.parts.kind.clone(),
+            digest,
+            rows: artifact.batch.num_rows() as u64,
+            bytes,
+            schema: schema
+                .fields()
+                .iter()
+                .map(|f| Column {
+                    name: f.name().clone(),
+                    data_type: f.data_type().to_string(),
+                    nullable: f.is_nullable(),
+                    description: f.metadata().get("description").cloned().unwrap_or_default(),
+                })
+                .collect(),
+            key_parts: artifact.parts.clone(),
+            created_at: jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or(jiff::Timestamp::now())
+                .to_string(),
+            seconds: artifact.seconds,
+            accord_version: crate::VERSION.to_string(),
+            verified: Stamp::of(&data_path).map_err(io_at(&data_path))?,
+        };
+        let meta_path = tmp.path().join("meta.json");
+        {
+            let mut f = std::fs::File::create(&meta_path).map_err(io_at(&meta_path))?;
+            f.write_all(&serde_json::to_vec_pretty(&meta).expect("meta serialises"))
+                .map_err(io_at(&meta_path))?;
+            f.sync_all().map_err(io_at(&meta_path))?;
+        }
+        sync_dir(tmp.path())?;
+        let dest = self.entry_dir(artifact.key);
+        let parent = dest.parent().expect("entries have a parent");
+        std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+        let tmp_path = tmp.keep();
+        if let Err(e) = std::fs::rename(&tmp_path, &dest) {
+            let _ = std::fs::remove_dir_all(&tmp_path);
+            if dest.join("meta.json").exists() {
+                // Another process published the same key first; same inputs, same bytes.
+                return match self.lookup(artifact.key) {
+                    Lookup::Hit(meta) => Ok(*meta),
+                    _ => Err(io_at(&dest)(e)),
+                };
+            }
+            return Err(io_at(&dest)(e));
+        }
+        sync_dir(parent)?;
+        Ok(meta)
+    }
+
+    /// Reads the artifact for `key`, verifying its digest against `meta.json`.
+    pub fn read(&self, key: &str) -> Result<(Meta, RecordBatch), StoreError> {
+        let dir = self.entry_dir(key);
+        let meta_path = dir.join("meta.json");
+        let meta_bytes = std::fs::read(&meta_path).map_err(io_at(&meta_path))?;
+        let meta: Meta =
+            serde_json::from_slice(&meta_bytes).map_err(|source| StoreError::Json {
+                path: meta_path.clone(),
+                source,
+            })?;
+        let data_path = dir.join("data.parquet");
+        let bytes = std::fs::read(&data_path).map_err(io_at(&data_path))?;
+        let digest = blake3::hash(&bytes).to_hex().to_string();
+        if digest != meta.digest {
+            return Err(StoreError::Corrupt {
+                path: data_path,
+                reason: format!(
+                    "digest {} but {} was recorded",
+                    &digest[..12],
+                    &meta.digest[..12]
+                ),
+            });
+        }
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?
+            .with_batch_size(64 * 1024)
+            .build()?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Corrupt {
+                path: data_path.clone(),
+                reason: e.to_string(),
+            })?;
+        let batch =
+            arrow::compute::concat_batches(&schema, &batches).map_err(|e| StoreError::Corrupt {
+                path: data_path,
+                reason: e.to_string(),
+            })?;
+        Ok((meta, batch))
+    }
+
+    /// Re-hashes every artifact.
+    pub fn verify_all(&self) -> Result<VerifyReport, StoreError> {
+        let mut entries = 0;
+        let mut bytes = 0;
+        let mut corrupt = Vec::new();
+        for dir in self.entry_dirs()? {
+            entries += 1;
+            let meta: Result<Meta, String> = std::fs::read(dir.join("meta.json"))
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+            let data = dir.join("data.parquet");
+            match meta {
+                Err(e) => corrupt.push((dir.clone(), format!("`meta.json`: {e}"))),
+                Ok(meta) => match digest_file(&data) {
+                    Ok(digest) if digest == meta.digest => bytes += meta.bytes,
+                    Ok(_) => corrupt.push((dir.clone(), "digest mismatch".into())),
+                    Err(e) => corrupt.push((dir.clone(), e.to_string())),
+                },
+            }
+        }
+        Ok(VerifyReport {
+            entries,
+            bytes,
+            corrupt,
+        })
+    }
+
+    /// Removes temporary folders left by processes that died while writing (`kill -9`).
+    pub fn clean_abandoned_writes(&self) {
+        let Ok(entries) = std::fs::read_dir(self.dir("tmp")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            let old = modified(&entry.path())
+                .elapsed()
+                .is_ok_and(|age| age > Duration::from_secs(24 * 3600));
+            if pid.is_some() && (!alive || old) && cfg!(target_os = "linux") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    /// Every entry folder in the store.
+    pub(crate) fn entry_dirs(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let root = self.dir("store");
+        let mut dirs = Vec::new();
+        let Ok(shards) = std::fs::read_dir(&root) else {
+            return Ok(dirs);
+        };
+        for shard in shards {
+            let shard = shard.map_err(io_at(&root))?.path();
+            for entry in std::fs::read_dir(&shard).map_err(io_at(&shard))? {
+                dirs.push(entry.map_err(io_at(&shard))?.path());
+            }
+        }
+        dirs.sort();
+        Ok(dirs)
+    }
+}
+
+/// The modification time of a path as seconds since the epoch, for sorting.
+pub(crate) fn modified(path: &Path) -> SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(UNIX_EPOCH)
+}

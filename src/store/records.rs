@@ -1,0 +1,147 @@
+//! Run records (`runs/<id>.json`) and each spec's latest keys (`heads/<name>.json`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, io_at, write_atomic};
+
+/// What one `accord run` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    /// The spec file as named on the command line.
+    pub spec: String,
+    pub spec_name: String,
+    /// blake3 of the spec's canonical JSON after overrides.
+    pub spec_digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    pub overrides: Vec<String>,
+    pub started_at: String,
+    pub seconds: f64,
+    /// `succeeded`, `failed` or `interrupted`.
+    pub outcome: String,
+    pub accord_version: String,
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// The backend in-process models ran on, if any ran.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// The GPU adapter wgpu used, if any.
+    #[serde(default)]
+    pub adapter: Option<String>,
+    pub threads: usize,
+    pub stages: Vec<StageRecord>,
+}
+
+/// What happened to one stage in a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// `ran`, `cached`, `failed`, `skipped` or `interrupted`.
+    pub state: String,
+    pub seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The keys of a spec's latest run, for explaining staleness.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Head {
+    pub run: String,
+    pub keys: BTreeMap<String, String>,
+}
+
+/// A file name for a spec name (and variant).
+fn head_file(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=' | ',') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "{safe}-{}.json",
+        &blake3::hash(name.as_bytes()).to_hex()[..8]
+    )
+}
+
+impl Store {
+    /// Saves a run record and makes it the head of its spec.
+    pub fn save_run(&self, record: &RunRecord) -> Result<(), StoreError> {
+        let path = self.dir("runs").join(format!("{}.json", record.id));
+        write_atomic(
+            &path,
+            &serde_json::to_vec_pretty(record).expect("records serialise"),
+            false,
+        )?;
+        let mut head = self
+            .head(&record.spec_name, record.variant.as_deref())
+            .unwrap_or_default();
+        head.run = record.id.clone();
+        for stage in &record.stages {
+            if let Some(key) = &stage.key
+                && matches!(stage.state.as_str(), "ran" | "cached")
+            {
+                head.keys.insert(stage.name.clone(), key.clone());
+            }
+        }
+        let name = head_name(&record.spec_name, record.variant.as_deref());
+        write_atomic(
+            &self.dir("heads").join(head_file(&name)),
+            &serde_json::to_vec_pretty(&head).expect("heads serialise"),
+            false,
+        )
+    }
+
+    /// The latest keys of spec `name` (and variant).
+    pub fn head(&self, name: &str, variant: Option<&str>) -> Option<Head> {
+        let path = self.dir("heads").join(head_file(&head_name(name, variant)));
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// All run records, oldest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let dir = self.dir("runs");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(Vec::new());
+        };
+        let mut runs = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io_at(&dir))?.path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Ok(record) = serde_json::from_slice::<RunRecord>(
+                    &std::fs::read(&path).map_err(io_at(&path))?,
+                )
+            {
+                runs.push(record);
+            }
+        }
+        runs.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(runs)
+    }
+}
+
+fn head_name(name: &str, variant: Option<&str>) -> String {
+    match variant {
+        Some(v) => format!("{name}@{v}"),
+        None => name.to_string(),
+    }
+}
+
+/// A new run id: UTC time and a random suffix, so ids sort by start time.
+pub fn new_run_id() -> String {
+    let now = jiff::Timestamp::now();
+    let suffix = blake3::hash(format!("{now:?}{}", std::process::id()).as_bytes()).to_hex();
+    format!("{}-{}", now.strftime("%Y%m%dT%H%M%S%.3fZ"), &suffix[..6])
+}

@@ -1,0 +1,162 @@
+//! Helpers for integration tests: a temporary workspace and the real binaries.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The `accord` binary under test.
+pub fn accord_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_accord"))
+}
+
+/// `examples/custom_kind.rs`: `accord` plus a slow `word_count` kind (built by `cargo test`).
+pub fn custom_kind_bin() -> PathBuf {
+    let bin = accord_bin();
+    let path = bin.parent().unwrap().join("examples").join("custom_kind");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds examples",
+        path.display()
+    );
+    path
+}
+
+/// A command's exit code and output.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A temporary folder holding specs and a store.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap()
+    }
+
+    pub fn command(&self, bin: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("ACCORD_STORE")
+            .env_remove("CLICOLOR_FORCE")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `accord ARGS` in the workspace.
+    pub fn accord(&self, args: &[&str]) -> Output {
+        run(self.command(&accord_bin(), args))
+    }
+
+    /// Runs the custom-kind example with `ARGS` in the workspace.
+    pub fn custom(&self, args: &[&str]) -> Output {
+        run(self.command(&custom_kind_bin(), args))
+    }
+
+    /// Starts the custom-kind example with piped output.
+    pub fn spawn_custom(&self, args: &[&str]) -> Child {
+        self.command(&custom_kind_bin(), args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The artifact folders in the store.
+    pub fn entries(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let store = self.dir.path().join(".accord/store");
+        for shard in std::fs::read_dir(store).into_iter().flatten().flatten() {
+            for entry in std::fs::read_dir(shard.path()).unwrap().flatten() {
+                out.push(entry.path());
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+pub fn run(mut cmd: Command) -> Output {
+    let out = cmd.output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The two-stage pipeline most tests use.
+pub const PIPELINE: &str = "\
+# A test pipeline.
+version: 1
+name: test
+seed: 7
+stages:
+  dilemmas:
+    kind: prompt_synthesis
+    with:
+      count: 12
+      tiers: [professional, interpersonal, everyday]
+  pairs:
+    kind: persona_pairing
+    needs: [dilemmas]
+    with:
+      pairs_per_dilemma: 2
+      temperature: 0.00001
+";
+
+/// `insta` settings that hide volatile values: temp paths, keys, digests, timings.
+pub fn redacted() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+", "[TMP]");
+    settings.add_filter(r"[0-9a-f]{64}", "[KEY]");
+    settings.add_filter(r"\b[0-9a-f]{12}\b", "[HASH]");
+    settings.add_filter(r"\d+\.\d+s\b", "[TIME]");
+    settings.set_prepend_module_to_snapshot(false);
+    settings
+}
+
+/// Reads a Parquet file into rows of (column → string value) using arrow.
+pub fn read_parquet(path: &Path) -> arrow::record_batch::RecordBatch {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    arrow::compute::concat_batches(&schema, &batches).unwrap()
+}
+
+/// The string column `name` of `batch`.
+pub fn strings(batch: &arrow::record_batch::RecordBatch, name: &str) -> Vec<String> {
+    let column = batch.column_by_name(name).unwrap();
+    let array = column
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .unwrap();
+    array.iter().map(|v| v.unwrap().to_string()).collect()
+}

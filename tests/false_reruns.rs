@@ -1,0 +1,170 @@
+//! Keys: edits that change nothing re-run nothing; real changes re-run only what they affect.
+
+mod common;
+
+use common::{PIPELINE, Workspace};
+
+fn run(ws: &Workspace, spec: &str) -> String {
+    let out = ws.accord(&["run", spec]);
+    assert_eq!(out.code, 0, "stderr:\n{}", out.stderr);
+    out.stdout.trim().to_string()
+}
+
+fn fresh_workspace() -> Workspace {
+    let ws = Workspace::new();
+    ws.write("spec.yaml", PIPELINE);
+    assert_eq!(run(&ws, "spec.yaml"), "2 ran, 0 cached");
+    assert_eq!(run(&ws, "spec.yaml"), "0 ran, 2 cached");
+    ws
+}
+
+#[test]
+fn comment_edit_reruns_nothing() {
+    let ws = fresh_workspace();
+    ws.write(
+        "spec.yaml",
+        &PIPELINE.replace(
+            "# A test pipeline.",
+            "# A test pipeline, now with a longer comment.\n# And another line.",
+        ),
+    );
+    assert_eq!(run(&ws, "spec.yaml"), "0 ran, 2 cached");
+}
+
+#[test]
+fn reordered_mapping_keys_rerun_nothing() {
+    let ws = fresh_workspace();
+    let reordered = "\
+stages:
+  pairs:
+    with:
+      temperature: 0.00001
+      pairs_per_dilemma: 2
+    needs: [dilemmas]
+    kind: persona_pairing
+  dilemmas:
+    with:
+      tiers: [professional, interpersonal, everyday]
+      count: 12
+    kind: prompt_synthesis
+seed: 7
+name: test
+version: 1
+";
+    ws.write("spec.yaml", reordered);
+    assert_eq!(run(&ws, "spec.yaml"), "0 ran, 2 cached");
+}
+
+#[test]
+fn number_spelling_reruns_nothing() {
+    let ws = fresh_workspace();
+    ws.write(
+        "spec.yaml",
+        &PIPELINE.replace("temperature: 0.00001", "temperature: 1e-5"),
+    );
+    assert_eq!(run(&ws, "spec.yaml"), "0 ran, 2 cached");
+    ws.write(
+        "spec.yaml",
+        &PIPELINE.replace("temperature: 0.00001", "temperature: 1.0E-5"),
+    );
+    assert_eq!(run(&ws, "spec.yaml"), "0 ran, 2 cached");
+}
+
+#[test]
+fn flow_style_reruns_nothing() {
+    let ws = fresh_workspace();
+    let flow = "{version: 1, name: test, seed: 7, stages: {dilemmas: {kind: prompt_synthesis, with: {count: 12, tiers: [professional, interpersonal, everyday]}}, pairs: {kind: persona_pairing, needs: [dilemmas], with: {pairs_per_dilemma: 2, temperature: 0.00001}}}}\n";
+    ws.write("spec.yaml", flow);
+    assert_eq!(run(&ws, "spec.yaml"), "0 ran, 2 cached");
+}
+
+#[test]
+fn spelling_out_a_default_reruns_nothing() {
+    let ws = fresh_workspace();
+    ws.write(
+        "spec.yaml",
+        &PIPELINE.replace(
+            "      temperature: 0.00001\n",
+            "      temperature: 0.00001\n      strategy: max_conflict\n",
+        ),
+    );
+    assert_eq!(run(&ws, "spec.yaml"), "0 ran, 2 cached");
+}
+
+#[test]
+fn touching_a_referenced_file_reruns_nothing_but_editing_it_does() {
+    let ws = Workspace::new();
+    ws.write("personas.yaml", accord::stages::persona_library::BUILTIN);
+    let spec = PIPELINE.replace(
+        "      temperature: 0.00001\n",
+        "      temperature: 0.00001\n      library: personas.yaml\n",
+    );
+    ws.write("spec.yaml", &spec);
+    assert_eq!(run(&ws, "spec.yaml"), "2 ran, 0 cached");
+    // A new mtime and the same bytes: the digest memo re-hashes and finds no change.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let file = std::fs::File::options()
+        .append(true)
+        .open(ws.path().join("personas.yaml"))
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(file);
+    assert_eq!(run(&ws, "spec.yaml"), "0 ran, 2 cached");
+    // Different bytes: the pairing re-runs, the dilemmas stay.
+    ws.write(
+        "personas.yaml",
+        &format!("{}\n# an edit\n", accord::stages::persona_library::BUILTIN),
+    );
+    assert_eq!(run(&ws, "spec.yaml"), "1 ran, 1 cached");
+}
+
+#[test]
+fn a_real_change_reruns_that_stage_and_its_dependents() {
+    let ws = fresh_workspace();
+    ws.write("spec.yaml", &PIPELINE.replace("count: 12", "count: 13"));
+    assert_eq!(run(&ws, "spec.yaml"), "2 ran, 0 cached");
+}
+
+#[test]
+fn a_downstream_change_leaves_upstream_cached() {
+    let ws = fresh_workspace();
+    ws.write(
+        "spec.yaml",
+        &PIPELINE.replace("pairs_per_dilemma: 2", "pairs_per_dilemma: 3"),
+    );
+    assert_eq!(run(&ws, "spec.yaml"), "1 ran, 1 cached");
+}
+
+#[test]
+fn identical_output_keeps_dependents_cached() {
+    let ws = fresh_workspace();
+    // Listing every domain explicitly changes the parameters but not the output bytes.
+    let all = "[community, education, environment, family, finance, healthcare, law, research, technology, workplace]";
+    ws.write(
+        "spec.yaml",
+        &PIPELINE.replace(
+            "      count: 12\n",
+            &format!("      count: 12\n      domains: {all}\n"),
+        ),
+    );
+    assert_eq!(run(&ws, "spec.yaml"), "1 ran, 1 cached");
+}
+
+#[test]
+fn set_overrides_are_keyed_like_file_edits() {
+    let ws = fresh_workspace();
+    let out = ws.accord(&[
+        "run",
+        "spec.yaml",
+        "--set",
+        "stages.pairs.with.temperature=1e-5",
+    ]);
+    assert_eq!(out.stdout.trim(), "0 ran, 2 cached");
+    let out = ws.accord(&[
+        "run",
+        "spec.yaml",
+        "--set",
+        "stages.pairs.with.pairs_per_dilemma=1",
+    ]);
+    assert_eq!(out.stdout.trim(), "1 ran, 1 cached");
+}

@@ -1,0 +1,254 @@
+//! `accord validate`: every spec error is located, explained and hinted; no input panics.
+
+mod common;
+
+use std::path::Path;
+
+use accord::spec::{LoadFailure, LoadOptions, load_text};
+use accord::stage::{Stage, StageContext, StageError};
+use accord::{Registry, table};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use common::Workspace;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A kind with a required model parameter, as the model stages have.
+struct Chat;
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ChatParams {
+    /// The model to talk to.
+    model: String,
+    #[serde(default)]
+    turns: u32,
+}
+
+impl Stage for Chat {
+    type Params = ChatParams;
+    const KIND: &'static str = "chat";
+    const VERSION: u32 = 1;
+    const SUMMARY: &'static str = "Talks to a model.";
+
+    fn output_schema(&self) -> SchemaRef {
+        table::schema(vec![table::column("text", DataType::Utf8, "What it said.")])
+    }
+
+    fn models(&self, params: &ChatParams) -> Vec<(&'static str, String)> {
+        vec![("model", params.model.clone())]
+    }
+
+    fn run(&self, _: &ChatParams, _: &StageContext) -> Result<RecordBatch, StageError> {
+        unreachable!("validation tests never run stages")
+    }
+}
+
+fn registry() -> Registry {
+    Registry::builtin().with(Chat)
+}
+
+/// Every error for `text`, rendered as `accord validate` prints them.
+fn errors(text: &str) -> String {
+    match load_text(
+        Path::new("spec.yaml"),
+        Path::new("."),
+        text.to_string(),
+        &LoadOptions::default(),
+        &registry(),
+    ) {
+        Ok(_) => panic!("expected errors in:\n{text}"),
+        Err(failure) => failure.render(false),
+    }
+}
+
+fn codes(text: &str) -> Vec<&'static str> {
+    match load_text(
+        Path::new("spec.yaml"),
+        Path::new("."),
+        text.to_string(),
+        &LoadOptions::default(),
+        &registry(),
+    ) {
+        Ok(_) => Vec::new(),
+        Err(LoadFailure::Invalid { diagnostics, .. }) => {
+            diagnostics.iter().map(|d| d.error.code()).collect()
+        }
+        Err(LoadFailure::Read { .. }) => unreachable!(),
+    }
+}
+
+const HEAD: &str = "version: 1\nname: t\n";
+
+#[test]
+fn yaml_syntax_error() {
+    let text = format!(
+        "{HEAD}stages:\n  dilemmas:\n    kind: prompt_synthesis\n    with: {{count: [1, 2}}\n"
+    );
+    insta::assert_snapshot!("syntax", errors(&text));
+}
+
+#[test]
+fn unknown_field_suggests_the_closest() {
+    let text =
+        format!("{HEAD}stages:\n  dilemmas:\n    kind: prompt_synthesis\n    with: {{cont: 32}}\n");
+    insta::assert_snapshot!("unknown_field", errors(&text));
+}
+
+#[test]
+fn unknown_top_level_field() {
+    let text = format!("{HEAD}sed: 3\nstages:\n  dilemmas: {{kind: prompt_synthesis}}\n");
+    insta::assert_snapshot!("unknown_top_level_field", errors(&text));
+}
+
+#[test]
+fn wrong_type() {
+    let text = format!(
+        "{HEAD}stages:\n  dilemmas:\n    kind: prompt_synthesis\n    with:\n      count: \"32\"\n"
+    );
+    insta::assert_snapshot!("wrong_type", errors(&text));
+}
+
+#[test]
+fn unknown_stage_kind() {
+    let text = format!("{HEAD}stages:\n  dilemmas:\n    kind: prompt_synthesys\n");
+    insta::assert_snapshot!("unknown_kind", errors(&text));
+}
+
+#[test]
+fn needs_names_a_missing_stage() {
+    let text = format!(
+        "{HEAD}stages:\n  dilemmas:\n    kind: prompt_synthesis\n  pairs:\n    kind: persona_pairing\n    needs: [dilemma]\n"
+    );
+    insta::assert_snapshot!("unknown_need", errors(&text));
+}
+
+#[test]
+fn dependency_cycle() {
+    let text = format!(
+        "{HEAD}stages:\n  a:\n    kind: persona_pairing\n    needs: [b]\n  b:\n    kind: persona_pairing\n    needs: [c]\n  c:\n    kind: persona_pairing\n    needs: [a]\n"
+    );
+    insta::assert_snapshot!("cycle", errors(&text));
+}
+
+#[test]
+fn missing_required_parameter() {
+    let text = format!(
+        "{HEAD}models:\n  policy: {{source: 'path:./m'}}\nstages:\n  talk:\n    kind: chat\n    with: {{turns: 3}}\n"
+    );
+    insta::assert_snapshot!("missing_parameter", errors(&text));
+}
+
+#[test]
+fn unknown_model_name() {
+    let text = format!(
+        "{HEAD}models:\n  policy: {{source: 'path:./m'}}\nstages:\n  talk:\n    kind: chat\n    with: {{model: polcy}}\n"
+    );
+    insta::assert_snapshot!("unknown_model", errors(&text));
+}
+
+#[test]
+fn unknown_enum_value() {
+    let text = format!(
+        "{HEAD}stages:\n  d:\n    kind: prompt_synthesis\n    with: {{tiers: [professional, everday]}}\n"
+    );
+    insta::assert_snapshot!("unknown_variant", errors(&text));
+}
+
+#[test]
+fn every_error_is_reported_even_with_other_errors() {
+    let text = format!(
+        "{HEAD}backend: cuda\nstages:\n  a:\n    kind: persona_pairing\n    needs: [b]\n    with: {{pairs_per_dilemma: many}}\n  b:\n    kind: persona_pairing\n    needs: [a, zzz]\n    with: {{strategy: best}}\n  c:\n    kind: nope\n"
+    );
+    let found = codes(&text);
+    for code in [
+        "unknown-variant",
+        "wrong-type",
+        "cycle",
+        "unknown-need",
+        "unknown-kind",
+    ] {
+        assert!(found.contains(&code), "{code} missing from {found:?}");
+    }
+}
+
+#[test]
+fn errors_in_set_overrides_say_so() {
+    let text = format!("{HEAD}stages:\n  d: {{kind: prompt_synthesis}}\n");
+    let options = LoadOptions {
+        overrides: vec!["stages.d.with.count=lots".into()],
+    };
+    let rendered = match load_text(
+        Path::new("spec.yaml"),
+        Path::new("."),
+        text,
+        &options,
+        &registry(),
+    ) {
+        Err(f) => f.render(false),
+        Ok(_) => panic!("expected an error"),
+    };
+    insta::assert_snapshot!("override_error", rendered);
+}
+
+#[test]
+fn validate_command_exits_1_and_prints_to_stderr() {
+    let ws = Workspace::new();
+    ws.write(
+        "spec.yaml",
+        &format!(
+            "{HEAD}stages:\n  dilemmas:\n    kind: prompt_synthesis\n    with: {{cont: 32}}\n"
+        ),
+    );
+    let out = ws.accord(&["validate", "spec.yaml"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout, "");
+    insta::assert_snapshot!("validate_cli", out.stderr);
+    ws.write("ok.yaml", common::PIPELINE);
+    let out = ws.accord(&["validate", "ok.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "`ok.yaml` is valid: 2 stages\n");
+}
+
+#[test]
+fn no_input_panics() {
+    // Mutate valid specs byte by byte; every result must be Ok or located errors.
+    let seeds = [
+        common::PIPELINE,
+        include_str!("../pipelines/quickstart.yaml"),
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet = b" :-[]{}\n\t'\"#&*!|>%@`,?0123456789abcxyz.e";
+    for round in 0..3000 {
+        let mut bytes = seeds[round % seeds.len()].as_bytes().to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % bytes.len() as u64) as usize;
+            match next() % 3 {
+                0 => {
+                    bytes.remove(at);
+                }
+                1 => bytes.insert(at, alphabet[(next() % alphabet.len() as u64) as usize]),
+                _ => bytes[at] = alphabet[(next() % alphabet.len() as u64) as usize],
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Err(LoadFailure::Invalid { diagnostics, .. }) = load_text(
+            Path::new("spec.yaml"),
+            Path::new("."),
+            text.clone(),
+            &LoadOptions::default(),
+            &registry(),
+        ) {
+            assert!(
+                !diagnostics.is_empty(),
+                "an invalid spec must say why:\n{text}"
+            );
+        }
+    }
+}
