@@ -30,7 +30,11 @@ pub fn verify(store: &Store) -> std::io::Result<i32> {
     print(&format!(
         "verified {} artifact{} ({}) in {seconds:.2}s ({:.2} GB/s); {} corrupt\n",
         entries - corrupt.len(),
-        if entries - corrupt.len() == 1 { "" } else { "s" },
+        if entries - corrupt.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         human_bytes(bytes),
         bytes as f64 / seconds.max(1e-9) / 1e9,
         corrupt.len()

@@ -8,7 +8,51 @@ pub mod persona_library;
 pub mod persona_pairing;
 pub mod prompt_synthesis;
 
+use std::borrow::Cow;
+use std::path::PathBuf;
+
 use crate::registry::Registry;
+use crate::stage::{Resource, StageContext, StageError};
+
+/// What a `library` parameter makes the output depend on: the named file, or the built-in
+/// data (`name`, `builtin`) when there is none.
+pub(crate) fn library_resource(
+    library: &Option<PathBuf>,
+    name: &'static str,
+    builtin: &'static str,
+) -> Vec<Resource> {
+    match library {
+        Some(path) => vec![Resource::File {
+            field: "library".into(),
+            path: path.clone(),
+        }],
+        None => vec![Resource::Embedded {
+            name,
+            bytes: builtin.as_bytes(),
+        }],
+    }
+}
+
+/// The library named by a `library` parameter (relative to the spec's folder), or the
+/// built-in one; errors name the file.
+pub(crate) fn load_library<T: Clone>(
+    ctx: &StageContext,
+    library: &Option<PathBuf>,
+    builtin: &'static T,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Cow<'static, T>, StageError> {
+    let Some(path) = library else {
+        return Ok(Cow::Borrowed(builtin));
+    };
+    let path = ctx.resolve(path);
+    let text = std::fs::read_to_string(&path).map_err(|source| StageError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    parse(&text)
+        .map(Cow::Owned)
+        .map_err(|message| StageError::BadFile { path, message })
+}
 
 /// Markdown documenting the output columns of every kind in `registry`.
 pub fn artifacts_markdown(registry: &Registry) -> String {

@@ -134,33 +134,16 @@ impl Stage for PersonaPairing {
     }
 
     fn resources(&self, params: &Params) -> Vec<Resource> {
-        match &params.library {
-            Some(path) => vec![Resource::File {
-                field: "library".into(),
-                path: path.clone(),
-            }],
-            None => vec![Resource::Embedded {
-                name: "persona library",
-                bytes: persona_library::BUILTIN.as_bytes(),
-            }],
-        }
+        super::library_resource(&params.library, "persona library", persona_library::BUILTIN)
     }
 
     fn run(&self, params: &Params, ctx: &StageContext) -> Result<RecordBatch, StageError> {
-        let custom;
-        let library = match &params.library {
-            Some(path) => {
-                let path = ctx.resolve(path);
-                let text = std::fs::read_to_string(&path).map_err(|source| StageError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                custom = PersonaLibrary::parse(&text)
-                    .map_err(|message| StageError::BadFile { path, message })?;
-                &custom
-            }
-            None => PersonaLibrary::builtin(),
-        };
+        let library = super::load_library(
+            ctx,
+            &params.library,
+            PersonaLibrary::builtin(),
+            PersonaLibrary::parse,
+        )?;
         let [input] = ctx.inputs.as_slice() else {
             return Err(StageError::Failed(
                 "`persona_pairing` needs exactly one input".into(),
@@ -196,7 +179,7 @@ impl Stage for PersonaPairing {
                 domain: domains.value(i),
                 text: texts.value(i),
             };
-            rows.extend(pair(library, params, ctx.seed, &dilemma));
+            rows.extend(pair(&library, params, ctx.seed, &dilemma));
             ctx.progress.advance(1);
         }
         let schema = Stage::output_schema(self);

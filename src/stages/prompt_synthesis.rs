@@ -128,34 +128,17 @@ impl Stage for PromptSynthesis {
     }
 
     fn resources(&self, params: &Params) -> Vec<Resource> {
-        match &params.library {
-            Some(path) => vec![Resource::File {
-                field: "library".into(),
-                path: path.clone(),
-            }],
-            None => vec![Resource::Embedded {
-                name: "dilemma library",
-                bytes: dilemma_library::BUILTIN.as_bytes(),
-            }],
-        }
+        super::library_resource(&params.library, "dilemma library", dilemma_library::BUILTIN)
     }
 
     fn run(&self, params: &Params, ctx: &StageContext) -> Result<RecordBatch, StageError> {
-        let custom;
-        let library = match &params.library {
-            Some(path) => {
-                let path = ctx.resolve(path);
-                let text = std::fs::read_to_string(&path).map_err(|source| StageError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                custom = DilemmaLibrary::parse(&text)
-                    .map_err(|message| StageError::BadFile { path, message })?;
-                &custom
-            }
-            None => DilemmaLibrary::builtin(),
-        };
-        let rows = synthesise(library, params, ctx)?;
+        let library = super::load_library(
+            ctx,
+            &params.library,
+            DilemmaLibrary::builtin(),
+            DilemmaLibrary::parse,
+        )?;
+        let rows = synthesise(&library, params, ctx)?;
         let schema = Stage::output_schema(self);
         table::batch(
             &schema,
