@@ -1,0 +1,90 @@
+//! Grouped-query self-attention with a key/value cache.
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, Tensor};
+
+use super::rope;
+
+/// Self-attention with `H` query heads sharing `K` key/value heads.
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// One layer's cached keys and values, each `[B, K, S, D]`.
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    pub keys: Tensor<4>,
+    pub values: Tensor<4>,
+}
+
+impl Attention {
+    /// `x: [B, T, C]`; `cos, sin: [B, 1, T, D]`; `mask: [B, 1, T, S]`, true where a query may
+    /// not look. Appends this step's keys and values to `cache`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        mask: &Tensor<4, Bool>,
+        cache: &mut Option<LayerCache>,
+    ) -> Tensor<3> {
+        let [b, t, _] = x.dims();
+        let (h, k, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        // q: [B, H, T, D]; k, v: [B, K, T, D]
+        let q = self
+            .q_proj
+            .forward(x.clone())
+            .reshape([b, t, h, d])
+            .swap_dims(1, 2);
+        let key = self
+            .k_proj
+            .forward(x.clone())
+            .reshape([b, t, k, d])
+            .swap_dims(1, 2);
+        let value = self.v_proj.forward(x).reshape([b, t, k, d]).swap_dims(1, 2);
+        let q = rope::apply(q, cos, sin);
+        let key = rope::apply(key, cos, sin);
+        // keys, values: [B, K, S, D]
+        let (keys, values) = match cache.take() {
+            Some(past) => (
+                Tensor::cat(vec![past.keys, key], 2),
+                Tensor::cat(vec![past.values, value], 2),
+            ),
+            None => (key, value),
+        };
+        *cache = Some(LayerCache {
+            keys: keys.clone(),
+            values: values.clone(),
+        });
+        let s = keys.dims()[2];
+        let group = h / k;
+        // Each key/value head serves `group` query heads: q as [B, K, G, T, D].
+        let q = q.reshape([b, k, group, t, d]);
+        let keys = keys.unsqueeze_dim::<5>(2); // [B, K, 1, S, D]
+        let values = values.unsqueeze_dim::<5>(2); // [B, K, 1, S, D]
+        // scores: [B, K, G, T, S]
+        let scores = q.matmul(keys.swap_dims(3, 4)) * (1.0 / (d as f64).sqrt());
+        let mask = mask
+            .clone()
+            .unsqueeze_dim::<5>(1)
+            .expand([b, k, group, t, s]);
+        let scores = scores.mask_fill(mask, -1.0e9);
+        let weights = softmax(scores, 4);
+        // out: [B, K, G, T, D] -> [B, T, H·D]
+        let out = weights
+            .matmul(values)
+            .reshape([b, h, t, d])
+            .swap_dims(1, 2)
+            .reshape([b, t, h * d]);
+        self.o_proj.forward(out)
+    }
+}

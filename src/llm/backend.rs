@@ -1,0 +1,75 @@
+//! Choosing where in-process models run: burn's wgpu backend or its flex CPU backend.
+//!
+//! `auto` takes wgpu only when a hardware GPU adapter exists (a software adapter such as
+//! Mesa's lavapipe is slower than flex on the same CPU), and flex otherwise; `wgpu` always
+//! means wgpu, software adapters included. The choice and the adapter are reported, and the
+//! backend name is part of the keys of stages that run a model (numerics differ).
+
+use burn::tensor::{Device, DeviceKind};
+
+use super::error::LlmError;
+use crate::spec::Backend;
+
+/// The `--backend` / `backend:` choice.
+pub type BackendChoice = Backend;
+
+/// A backend that was chosen and initialised.
+#[derive(Debug, Clone)]
+pub struct ResolvedBackend {
+    pub device: Device,
+    /// `wgpu` or `flex`.
+    pub name: &'static str,
+    /// The wgpu adapter's name, when wgpu was chosen.
+    pub adapter: Option<String>,
+}
+
+/// Initialises wgpu on an adapter of `kind`, returning the device and the adapter's name.
+fn init_wgpu(kind: DeviceKind) -> Result<(Device, String), String> {
+    match Device::wgpu_options().device_kind(kind).init_with_setup() {
+        Ok((device, setup)) => {
+            let info = setup.adapter.get_info();
+            Ok((
+                device,
+                format!("{} ({:?}, {:?})", info.name, info.device_type, info.backend),
+            ))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Resolves `choice` to an initialised backend.
+pub fn resolve_backend(choice: BackendChoice) -> Result<ResolvedBackend, LlmError> {
+    match choice {
+        Backend::Flex => Ok(ResolvedBackend {
+            device: Device::flex(),
+            name: "flex",
+            adapter: None,
+        }),
+        Backend::Wgpu => {
+            let attempt =
+                init_wgpu(DeviceKind::DefaultDevice).or_else(|_| init_wgpu(DeviceKind::Cpu));
+            match attempt {
+                Ok((device, adapter)) => Ok(ResolvedBackend {
+                    device,
+                    name: "wgpu",
+                    adapter: Some(adapter),
+                }),
+                Err(e) => Err(LlmError::NoAdapter(e)),
+            }
+        }
+        Backend::Auto => {
+            let hardware = Device::enumerate_physical();
+            if hardware.is_empty() {
+                return resolve_backend(Backend::Flex);
+            }
+            match init_wgpu(DeviceKind::DefaultDevice) {
+                Ok((device, adapter)) => Ok(ResolvedBackend {
+                    device,
+                    name: "wgpu",
+                    adapter: Some(adapter),
+                }),
+                Err(_) => resolve_backend(Backend::Flex),
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Errors of the model engine, one message each.
+
+use std::path::PathBuf;
+
+/// What went wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{path}`: {message}")]
+    BadFile { path: PathBuf, message: String },
+    #[error("`{path}`: `{field}` {problem}")]
+    Unsupported {
+        path: PathBuf,
+        field: String,
+        problem: String,
+    },
+    #[error("`{path}` has no tensor `{name}`")]
+    MissingTensor { path: PathBuf, name: String },
+    #[error("`{path}`: tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    BadShape {
+        path: PathBuf,
+        name: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    #[error("no wgpu adapter is available: {0}")]
+    NoAdapter(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}

@@ -1,0 +1,27 @@
+//! The model engine: Llama-family decoders in burn, with their weights and tokenizers.
+//!
+//! Shapes in this module use the letters B (batch), T (time: new tokens), S (key length:
+//! cached plus new tokens), H (attention heads), K (key/value heads), D (head dimension),
+//! C (channels, the hidden size), F (MLP width), V (vocabulary).
+//!
+//! One architecture covers Llama 2/3, Mistral, Qwen2/2.5 and SmolLM2: RMSNorm, rotary
+//! embeddings in Hugging Face's `rotate_half` layout (with Llama-3 frequency scaling),
+//! grouped-query attention, a SwiGLU MLP, optional QKV bias, tied or untied embeddings.
+//! Weights come from a Hugging Face folder (safetensors) or a GGUF file; both are turned
+//! into the same Hugging Face-named f32 tensors before the model is built, so every later
+//! stage sees one model whatever the file format.
+
+pub mod attention;
+pub mod backend;
+pub mod block;
+pub mod config;
+pub mod error;
+pub mod mlp;
+pub mod model;
+pub mod rope;
+pub mod weights;
+
+pub use backend::{BackendChoice, ResolvedBackend, resolve_backend};
+pub use config::{Architecture, ModelConfig};
+pub use error::LlmError;
+pub use model::{KvCache, LlamaModel};

@@ -1,0 +1,285 @@
+//! The decoder: embeddings, decoder layers, final norm and LM head, with a KV cache.
+//!
+//! Rows of a batch may have different lengths: they are left-padded, and `valid` says which
+//! tokens are real. Each row's positions count only its real tokens (as `transformers` does
+//! with an attention mask), and no query attends to padding or to the future. The cache
+//! grows by concatenation; every row keeps its own positions.
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use super::attention::{Attention, LayerCache};
+use super::block::DecoderLayer;
+use super::config::ModelConfig;
+use super::error::LlmError;
+use super::mlp::Mlp;
+use super::rope::Rope;
+use super::weights::{HostTensor, WeightSource};
+
+/// A Llama-family decoder.
+#[derive(Module, Debug)]
+pub struct LlamaModel {
+    pub embed_tokens: Embedding,
+    pub layers: Vec<DecoderLayer>,
+    pub norm: RmsNorm,
+    /// `None` when the LM head is tied to the embeddings.
+    pub lm_head: Option<Linear>,
+    #[module(skip)]
+    pub config: ModelConfig,
+    #[module(skip)]
+    rope: Rope,
+}
+
+/// Keys and values of everything a batch has seen, with which of those tokens are real.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<LayerCache>>,
+    /// `[B][S]`: whether each cached token is real (not padding).
+    valid: Vec<Vec<bool>>,
+    /// `[B]`: the position the next real token of each row gets.
+    next_position: Vec<usize>,
+}
+
+impl KvCache {
+    /// How many tokens each row has cached (padding included).
+    pub fn len(&self) -> usize {
+        self.valid.first().map_or(0, Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn tensor(host: HostTensor, device: &Device) -> Tensor<2> {
+    let shape = [host.shape[0], host.shape[1]];
+    Tensor::from_data(TensorData::new(host.data, shape), device)
+}
+
+fn vector(host: HostTensor, device: &Device) -> Tensor<1> {
+    let len = host.data.len();
+    Tensor::from_data(TensorData::new(host.data, [len]), device)
+}
+
+/// A linear layer from an HF `[out, in]` weight (stored transposed, `[in, out]`, as burn does).
+fn linear(
+    weights: &mut dyn WeightSource,
+    name: &str,
+    d_in: usize,
+    d_out: usize,
+    bias: bool,
+    device: &Device,
+) -> Result<Linear, LlmError> {
+    let weight = weights
+        .take(&format!("{name}.weight"), &[d_out, d_in])?
+        .transposed();
+    let bias = if bias {
+        Some(Param::from_tensor(vector(
+            weights.take(&format!("{name}.bias"), &[d_out])?,
+            device,
+        )))
+    } else {
+        None
+    };
+    Ok(Linear {
+        weight: Param::from_tensor(tensor(weight, device)),
+        bias,
+    })
+}
+
+fn rms_norm(
+    weights: &mut dyn WeightSource,
+    name: &str,
+    size: usize,
+    eps: f64,
+    device: &Device,
+) -> Result<RmsNorm, LlmError> {
+    Ok(RmsNorm {
+        gamma: Param::from_tensor(vector(
+            weights.take(&format!("{name}.weight"), &[size])?,
+            device,
+        )),
+        epsilon: eps,
+    })
+}
+
+impl LlamaModel {
+    /// Builds the model from Hugging Face-named weights on `device`.
+    pub fn load(
+        config: ModelConfig,
+        weights: &mut dyn WeightSource,
+        device: &Device,
+    ) -> Result<Self, LlmError> {
+        let (c, f, v) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.vocab_size,
+        );
+        let (h, k, d) = (config.num_heads, config.num_kv_heads, config.head_dim);
+        let eps = config.rms_norm_eps;
+        let embed = weights.take("model.embed_tokens.weight", &[v, c])?;
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for i in 0..config.num_layers {
+            let p = format!("model.layers.{i}");
+            layers.push(DecoderLayer {
+                input_layernorm: rms_norm(
+                    weights,
+                    &format!("{p}.input_layernorm"),
+                    c,
+                    eps,
+                    device,
+                )?,
+                self_attn: Attention {
+                    q_proj: linear(
+                        weights,
+                        &format!("{p}.self_attn.q_proj"),
+                        c,
+                        h * d,
+                        config.qkv_bias,
+                        device,
+                    )?,
+                    k_proj: linear(
+                        weights,
+                        &format!("{p}.self_attn.k_proj"),
+                        c,
+                        k * d,
+                        config.qkv_bias,
+                        device,
+                    )?,
+                    v_proj: linear(
+                        weights,
+                        &format!("{p}.self_attn.v_proj"),
+                        c,
+                        k * d,
+                        config.qkv_bias,
+                        device,
+                    )?,
+                    o_proj: linear(
+                        weights,
+                        &format!("{p}.self_attn.o_proj"),
+                        h * d,
+                        c,
+                        config.o_bias,
+                        device,
+                    )?,
+                    num_heads: h,
+                    num_kv_heads: k,
+                    head_dim: d,
+                },
+                post_attention_layernorm: rms_norm(
+                    weights,
+                    &format!("{p}.post_attention_layernorm"),
+                    c,
+                    eps,
+                    device,
+                )?,
+                mlp: Mlp {
+                    gate_proj: linear(weights, &format!("{p}.mlp.gate_proj"), c, f, false, device)?,
+                    up_proj: linear(weights, &format!("{p}.mlp.up_proj"), c, f, false, device)?,
+                    down_proj: linear(weights, &format!("{p}.mlp.down_proj"), f, c, false, device)?,
+                },
+            });
+        }
+        let norm = rms_norm(weights, "model.norm", c, eps, device)?;
+        let lm_head = if config.tie_word_embeddings {
+            None
+        } else {
+            Some(linear(weights, "lm_head", c, v, false, device)?)
+        };
+        Ok(Self {
+            embed_tokens: Embedding {
+                weight: Param::from_tensor(tensor(embed, device)),
+            },
+            layers,
+            norm,
+            lm_head,
+            rope: Rope::new(&config),
+            config,
+        })
+    }
+
+    fn device(&self) -> Device {
+        self.embed_tokens.weight.val().device()
+    }
+
+    /// Runs `tokens` (`[B][T]`, left-padded; `valid[b][t]` false for padding) through the
+    /// model after what `cache` holds, and appends them to it. Returns logits `[B, T, V]`, or
+    /// `[B, 1, V]` for the last token only when `last_only`.
+    pub fn forward(
+        &self,
+        tokens: &[Vec<u32>],
+        valid: &[Vec<bool>],
+        cache: &mut KvCache,
+        last_only: bool,
+    ) -> Tensor<3> {
+        let device = self.device();
+        let b = tokens.len();
+        let t = tokens.first().map_or(0, Vec::len);
+        if cache.layers.is_empty() {
+            cache.layers = vec![None; self.layers.len()];
+            cache.valid = vec![Vec::new(); b];
+            cache.next_position = vec![0; b];
+        }
+        let past = cache.len();
+        let s = past + t;
+        // Positions count each row's real tokens only.
+        let mut positions = vec![vec![0usize; t]; b];
+        for row in 0..b {
+            for i in 0..t {
+                positions[row][i] = cache.next_position[row];
+                if valid[row][i] {
+                    cache.next_position[row] += 1;
+                }
+            }
+            cache.valid[row].extend_from_slice(&valid[row]);
+        }
+        // mask: [B, 1, T, S], true where query i may not see key j.
+        let mut mask = Vec::with_capacity(b * t * s);
+        for row in 0..b {
+            for i in 0..t {
+                for j in 0..s {
+                    mask.push(j > past + i || !cache.valid[row][j]);
+                }
+            }
+        }
+        let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask, [b, 1, t, s]), &device);
+        let (cos, sin) = self.rope.tables(&positions, &device);
+        let ids: Vec<i64> = tokens.iter().flatten().map(|&id| id as i64).collect();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, t]), &device);
+        let mut x = self.embed_tokens.forward(ids); // [B, T, C]
+        for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            x = layer.forward(x, &cos, &sin, &mask, layer_cache);
+        }
+        let x = if last_only { x.narrow(1, t - 1, 1) } else { x };
+        self.head(self.norm.forward(x))
+    }
+
+    /// Logits for normalised hidden states: `[B, T, C]` → `[B, T, V]`.
+    fn head(&self, x: Tensor<3>) -> Tensor<3> {
+        match &self.lm_head {
+            Some(head) => head.forward(x),
+            None => x.matmul(self.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
+        }
+    }
+
+    /// The model's log-probability of each token of `tokens` given the ones before it
+    /// (teacher forcing), for each row from position `starts[b]` on: `[B][T - start]`.
+    pub fn score(&self, tokens: &[Vec<u32>], starts: &[usize]) -> Vec<Vec<f32>> {
+        let mut out = Vec::with_capacity(tokens.len());
+        for (row, &start) in tokens.iter().zip(starts) {
+            let mut cache = KvCache::default();
+            let valid = vec![vec![true; row.len()]];
+            let logits = self.forward(std::slice::from_ref(row), &valid, &mut cache, false); // [1, T, V]
+            let logp = burn::tensor::activation::log_softmax(logits, 2);
+            let values: Vec<f32> = logp.try_into_vec_as::<f32>().expect("logits read back");
+            let v = self.config.vocab_size;
+            out.push(
+                (start.max(1)..row.len())
+                    .map(|i| values[(i - 1) * v + row[i] as usize])
+                    .collect(),
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,347 @@
+//! GGUF files (what llama.cpp and Ollama use): metadata, tokenizer data and weights.
+//!
+//! The container is read with `ggus`; blocks are dequantised by [`super::dequantise`]
+//! (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q6_K). Tensor names are mapped to
+//! `transformers` names, dimensions (stored fastest-first) are reversed to PyTorch's order,
+//! and for the `llama` architecture the row permutation llama.cpp's converter applies to
+//! the Q and K projections is undone, so the decoder sees Hugging Face's RoPE layout.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ggus::{GGmlType, GGuf, GGufMetaMapExt};
+use memmap2::Mmap;
+
+use super::dequantise::dequantise;
+use super::{HostTensor, WeightSource};
+use crate::llm::config::{Architecture, ModelConfig, RopeScaling};
+use crate::llm::error::LlmError;
+
+/// What the tokenizer needs from a GGUF file's metadata.
+#[derive(Debug, Clone, Default)]
+pub struct GgufTokenizerData {
+    /// `tokenizer.ggml.model`, e.g. `gpt2`.
+    pub model: String,
+    /// `tokenizer.ggml.pre`, e.g. `smollm`, `qwen2`, `llama-bpe`.
+    pub pre: Option<String>,
+    pub tokens: Vec<String>,
+    pub token_types: Vec<i32>,
+    pub merges: Vec<String>,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: Option<u32>,
+    pub add_bos_token: Option<bool>,
+    pub chat_template: Option<String>,
+}
+
+struct TensorEntry {
+    ty: GGmlType,
+    /// Dimensions in PyTorch order (slowest first).
+    shape: Vec<usize>,
+    /// Byte range in the file.
+    start: usize,
+    len: usize,
+}
+
+/// The weights of a GGUF file.
+pub struct GgufWeights {
+    path: PathBuf,
+    map: Mmap,
+    architecture: Architecture,
+    num_heads: usize,
+    num_kv_heads: usize,
+    tensors: BTreeMap<String, TensorEntry>,
+}
+
+fn bad(path: &Path, message: impl Into<String>) -> LlmError {
+    LlmError::BadFile {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+impl GgufWeights {
+    /// Opens a GGUF file: its weights, the model's configuration and its tokenizer data.
+    pub fn open(path: &Path) -> Result<(Self, ModelConfig, GgufTokenizerData), LlmError> {
+        let file = std::fs::File::open(path).map_err(|source| LlmError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // SAFETY: the file is only read through this map.
+        let map = unsafe { Mmap::map(&file) }.map_err(|source| LlmError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let gguf =
+            GGuf::new(&map).map_err(|e| bad(path, format!("not a readable GGUF v3 file: {e}")))?;
+        let meta_err = |key: &str| {
+            bad(
+                path,
+                format!("metadata `{key}` is missing or has the wrong type"),
+            )
+        };
+        let arch_name = gguf
+            .get_str("general.architecture")
+            .map_err(|_| meta_err("general.architecture"))?
+            .to_string();
+        let architecture = match arch_name.as_str() {
+            "llama" => Architecture::Llama,
+            "mistral" => Architecture::Mistral,
+            "qwen2" => Architecture::Qwen2,
+            other => {
+                return Err(LlmError::Unsupported {
+                    path: path.to_path_buf(),
+                    field: "general.architecture".into(),
+                    problem: format!("is `{other}`; supported: `llama`, `mistral`, `qwen2`"),
+                });
+            }
+        };
+        let key = |name: &str| format!("{arch_name}.{name}");
+        let usize_of = |name: &str| gguf.get_usize(&key(name)).map_err(|_| meta_err(&key(name)));
+        let hidden_size = usize_of("embedding_length")?;
+        let num_heads = usize_of("attention.head_count")?;
+        let num_kv_heads = gguf
+            .get_usize(&key("attention.head_count_kv"))
+            .unwrap_or(num_heads);
+        let data_start = gguf.data.as_ptr() as usize - map.as_ptr() as usize;
+        let mut tensors = BTreeMap::new();
+        for (name, meta) in &gguf.tensors {
+            let info = meta.to_info();
+            let mut shape: Vec<usize> = info.shape().iter().map(|&d| d as usize).collect();
+            shape.reverse();
+            tensors.insert(
+                name.to_string(),
+                TensorEntry {
+                    ty: info.ty(),
+                    shape,
+                    start: data_start + info.offset(),
+                    len: info.nbytes(),
+                },
+            );
+        }
+        let strings = |name: &str| -> Vec<String> {
+            gguf.get_str_arr(name)
+                .map(|arr| arr.filter_map(Result::ok).map(String::from).collect())
+                .unwrap_or_default()
+        };
+        let tokenizer = GgufTokenizerData {
+            model: gguf
+                .get_str("tokenizer.ggml.model")
+                .unwrap_or("")
+                .to_string(),
+            pre: gguf.get_str("tokenizer.ggml.pre").ok().map(String::from),
+            tokens: strings("tokenizer.ggml.tokens"),
+            token_types: gguf
+                .get_i32_arr("tokenizer.ggml.token_type")
+                .map(|arr| arr.filter_map(Result::ok).collect())
+                .unwrap_or_default(),
+            merges: strings("tokenizer.ggml.merges"),
+            bos_token_id: gguf.get_u32("tokenizer.ggml.bos_token_id").ok(),
+            eos_token_id: gguf.get_u32("tokenizer.ggml.eos_token_id").ok(),
+            add_bos_token: gguf.get_bool("tokenizer.ggml.add_bos_token").ok(),
+            chat_template: gguf
+                .get_str("tokenizer.chat_template")
+                .ok()
+                .map(String::from),
+        };
+        let vocab_size = match tensors.get("token_embd.weight") {
+            Some(t) => t.shape[0],
+            None => return Err(bad(path, "no tensor `token_embd.weight`")),
+        };
+        let head_dim = gguf
+            .get_usize(&key("attention.key_length"))
+            .or_else(|_| gguf.get_usize(&key("rope.dimension_count")))
+            .unwrap_or(hidden_size / num_heads);
+        let max_positions = usize_of("context_length")?;
+        let rope_scaling = match tensors.get("rope_freqs.weight") {
+            Some(entry) => Some(RopeScaling::Divisors(
+                read_entry(path, "rope_freqs.weight", entry, &map)?.data,
+            )),
+            None => None,
+        };
+        let config = ModelConfig {
+            architecture,
+            vocab_size,
+            hidden_size,
+            intermediate_size: usize_of("feed_forward_length")?,
+            num_layers: usize_of("block_count")?,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            rms_norm_eps: gguf
+                .get_f32(&key("attention.layer_norm_rms_epsilon"))
+                .map_err(|_| meta_err(&key("attention.layer_norm_rms_epsilon")))?
+                as f64,
+            rope_theta: gguf
+                .get_f32(&key("rope.freq_base"))
+                .map(f64::from)
+                .unwrap_or(10_000.0),
+            rope_scaling,
+            qkv_bias: tensors.contains_key("blk.0.attn_q.bias"),
+            o_bias: tensors.contains_key("blk.0.attn_output.bias"),
+            tie_word_embeddings: !tensors.contains_key("output.weight"),
+            max_positions,
+            bos_token_id: tokenizer.bos_token_id,
+            eos_token_ids: tokenizer.eos_token_id.into_iter().collect(),
+        };
+        config
+            .check()
+            .map_err(|(field, problem)| LlmError::Unsupported {
+                path: path.to_path_buf(),
+                field: field.into(),
+                problem,
+            })?;
+        drop(gguf);
+        let weights = Self {
+            path: path.to_path_buf(),
+            map,
+            architecture,
+            num_heads,
+            num_kv_heads,
+            tensors,
+        };
+        Ok((weights, config, tokenizer))
+    }
+}
+
+/// Reads and dequantises one tensor.
+fn read_entry(
+    path: &Path,
+    name: &str,
+    entry: &TensorEntry,
+    map: &[u8],
+) -> Result<HostTensor, LlmError> {
+    let bytes = map
+        .get(entry.start..entry.start + entry.len)
+        .ok_or_else(|| {
+            bad(
+                path,
+                format!("tensor `{name}` runs past the end of the file"),
+            )
+        })?;
+    let count: usize = entry.shape.iter().product();
+    let data = dequantise(entry.ty, bytes, count)
+        .map_err(|message| bad(path, format!("tensor `{name}`: {message}")))?;
+    Ok(HostTensor {
+        shape: entry.shape.clone(),
+        data,
+    })
+}
+
+/// The GGUF name of a `transformers` tensor name.
+fn gguf_name(hf: &str) -> Option<String> {
+    let fixed = match hf {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(name) = fixed {
+        return Some(name.to_string());
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (layer, part) = rest.split_once('.')?;
+    let (module, kind) = part.rsplit_once('.')?;
+    let short = match module {
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{short}.{kind}"))
+}
+
+/// Undoes llama.cpp's permutation of Q/K rows for `heads` heads (rows `[heads·D]`, any
+/// trailing width): within a head, row `2j + s` of the file is row `s·D/2 + j` of HF's.
+fn unpermute(tensor: HostTensor, heads: usize) -> HostTensor {
+    let rows = tensor.shape[0];
+    let width: usize = tensor.shape[1..].iter().product();
+    let d = rows / heads;
+    let mut data = vec![0.0; tensor.data.len()];
+    for head in 0..heads {
+        for j in 0..d / 2 {
+            for s in 0..2 {
+                let from = head * d + 2 * j + s;
+                let to = head * d + s * (d / 2) + j;
+                data[to * width..(to + 1) * width]
+                    .copy_from_slice(&tensor.data[from * width..(from + 1) * width]);
+            }
+        }
+    }
+    HostTensor {
+        shape: tensor.shape,
+        data,
+    }
+}
+
+impl WeightSource for GgufWeights {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn get(&mut self, name: &str) -> Result<Option<HostTensor>, LlmError> {
+        let Some(gguf) = gguf_name(name) else {
+            return Ok(None);
+        };
+        let Some(entry) = self.tensors.get(&gguf) else {
+            return Ok(None);
+        };
+        let tensor = read_entry(&self.path, &gguf, entry, &self.map)?;
+        let permuted = matches!(
+            self.architecture,
+            Architecture::Llama | Architecture::Mistral
+        );
+        Ok(Some(match () {
+            _ if permuted && gguf.ends_with("attn_q.weight") => unpermute(tensor, self.num_heads),
+            _ if permuted && gguf.ends_with("attn_k.weight") => {
+                unpermute(tensor, self.num_kv_heads)
+            }
+            _ if permuted && gguf.ends_with("attn_q.bias") => unpermute(tensor, self.num_heads),
+            _ if permuted && gguf.ends_with("attn_k.bias") => unpermute(tensor, self.num_kv_heads),
+            _ => tensor,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_hf_names_to_gguf_names() {
+        assert_eq!(
+            gguf_name("model.layers.3.self_attn.q_proj.weight").unwrap(),
+            "blk.3.attn_q.weight"
+        );
+        assert_eq!(
+            gguf_name("model.layers.0.self_attn.k_proj.bias").unwrap(),
+            "blk.0.attn_k.bias"
+        );
+        assert_eq!(
+            gguf_name("model.layers.1.post_attention_layernorm.weight").unwrap(),
+            "blk.1.ffn_norm.weight"
+        );
+        assert_eq!(gguf_name("lm_head.weight").unwrap(), "output.weight");
+        assert!(gguf_name("model.layers.1.unknown.weight").is_none());
+    }
+
+    #[test]
+    fn unpermute_inverts_llama_cpp_permutation() {
+        // Two heads of D = 4 rows, width 1: HF rows 0..8; llama.cpp interleaves the halves.
+        let hf: Vec<f32> = (0..8).map(|i| i as f32).collect();
+        let permuted = vec![0.0, 2.0, 1.0, 3.0, 4.0, 6.0, 5.0, 7.0];
+        let back = unpermute(
+            HostTensor {
+                shape: vec![8, 1],
+                data: permuted,
+            },
+            2,
+        );
+        assert_eq!(back.data, hf);
+    }
+}

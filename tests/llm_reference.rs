@@ -1,0 +1,268 @@
+//! The model engine against `transformers`: logits, greedy continuations and teacher-forced
+//! log-probs of the fixtures `scripts/make_fixtures.py` made, on flex and on wgpu, from
+//! safetensors and from GGUF; and the GGUF dequantisers against the `gguf` package.
+
+use std::path::{Path, PathBuf};
+
+use accord::llm::weights::WeightSource;
+use accord::llm::weights::dequantise::dequantise;
+use accord::llm::weights::gguf::GgufWeights;
+use accord::llm::weights::safetensors::SafetensorsWeights;
+use accord::llm::{KvCache, LlamaModel, ModelConfig};
+use burn::tensor::Device;
+use safetensors::SafeTensors;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llm")
+}
+
+struct Reference {
+    prompts: Vec<(Vec<u32>, Vec<u32>)>,
+    logits: Vec<Vec<f32>>,
+    scored: Vec<f32>,
+}
+
+fn reference(model: &str) -> Reference {
+    let dir = fixtures().join(model);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let prompts: Vec<(Vec<u32>, Vec<u32>)> = json["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (ids(&p["ids"]), ids(&p["greedy"])))
+        .collect();
+    let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    let logits = (0..prompts.len())
+        .map(|i| {
+            let view = tensors.tensor(&format!("logits_{i}")).unwrap();
+            view.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        })
+        .collect();
+    let scored = json["scored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    Reference {
+        prompts,
+        logits,
+        scored,
+    }
+}
+
+fn load_hf(model: &str, device: &Device) -> LlamaModel {
+    let dir = fixtures().join(model);
+    let config = ModelConfig::from_hf_json(&dir.join("config.json")).unwrap();
+    let mut weights = SafetensorsWeights::open(&dir).unwrap();
+    LlamaModel::load(config, &mut weights, device).unwrap()
+}
+
+fn load_gguf(file: &str, device: &Device) -> LlamaModel {
+    let (mut weights, config, _) = GgufWeights::open(&fixtures().join(file)).unwrap();
+    LlamaModel::load(config, &mut weights as &mut dyn WeightSource, device).unwrap()
+}
+
+fn logits(model: &LlamaModel, ids: &[u32]) -> Vec<f32> {
+    let mut cache = KvCache::default();
+    let out = model.forward(&[ids.to_vec()], &[vec![true; ids.len()]], &mut cache, false);
+    out.try_into_vec_as::<f32>().unwrap()
+}
+
+fn greedy(model: &LlamaModel, ids: &[u32], n: usize) -> Vec<u32> {
+    let mut cache = KvCache::default();
+    let mut step = ids.to_vec();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let logits = model.forward(&[step.clone()], &[vec![true; step.len()]], &mut cache, true);
+        let values = logits.try_into_vec_as::<f32>().unwrap();
+        let best = values
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0 as u32;
+        out.push(best);
+        step = vec![best];
+    }
+    out
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Checks `model` against the reference; returns the largest logit difference.
+fn check(name: &str, label: &str, model: &LlamaModel, tolerance: f32) -> f32 {
+    let reference = reference(name);
+    let mut largest: f32 = 0.0;
+    for (i, (ids, expected_greedy)) in reference.prompts.iter().enumerate() {
+        let diff = max_diff(&logits(model, ids), &reference.logits[i]);
+        largest = largest.max(diff);
+        assert_eq!(
+            &greedy(model, ids, expected_greedy.len()),
+            expected_greedy,
+            "{name} {label}: greedy continuation of prompt {i}"
+        );
+    }
+    println!("{name} ({label}): largest logit difference from transformers {largest:.3e}");
+    assert!(
+        largest <= tolerance,
+        "{name} {label}: logits differ by {largest}"
+    );
+    largest
+}
+
+#[test]
+fn safetensors_models_match_transformers_on_flex() {
+    let device = Device::flex();
+    for name in ["llama-gqa", "qwen2-tied"] {
+        check(name, "safetensors, flex", &load_hf(name, &device), 1e-4);
+    }
+}
+
+#[test]
+fn gguf_models_match_transformers_on_flex() {
+    let device = Device::flex();
+    for name in ["llama-gqa", "qwen2-tied"] {
+        check(
+            name,
+            "GGUF f32, flex",
+            &load_gguf(&format!("{name}.f32.gguf"), &device),
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn gguf_and_safetensors_loads_agree() {
+    let device = Device::flex();
+    for name in ["llama-gqa", "qwen2-tied"] {
+        let ids = &reference(name).prompts[0].0;
+        let a = logits(&load_hf(name, &device), ids);
+        let b = logits(&load_gguf(&format!("{name}.f32.gguf"), &device), ids);
+        let q = logits(&load_gguf(&format!("{name}.q8_0.gguf"), &device), ids);
+        println!(
+            "{name}: GGUF f32 vs safetensors {:.3e}; GGUF Q8_0 vs safetensors {:.3e}",
+            max_diff(&a, &b),
+            max_diff(&a, &q)
+        );
+        assert!(max_diff(&a, &b) <= 1e-5);
+        assert!(max_diff(&a, &q) <= 0.15, "Q8_0 should stay close to f32");
+    }
+}
+
+#[test]
+fn batched_rows_of_different_lengths_match_single_rows() {
+    let device = Device::flex();
+    let model = load_hf("llama-gqa", &device);
+    let reference = reference("llama-gqa");
+    let rows: Vec<Vec<u32>> = reference.prompts.iter().map(|p| p.0.clone()).collect();
+    let longest = rows.iter().map(Vec::len).max().unwrap();
+    let pad = 0u32;
+    let padded: Vec<Vec<u32>> = rows
+        .iter()
+        .map(|r| [vec![pad; longest - r.len()], r.clone()].concat())
+        .collect();
+    let valid: Vec<Vec<bool>> = rows
+        .iter()
+        .map(|r| [vec![false; longest - r.len()], vec![true; r.len()]].concat())
+        .collect();
+    let mut cache = KvCache::default();
+    let batch = model
+        .forward(&padded, &valid, &mut cache, false)
+        .try_into_vec_as::<f32>()
+        .unwrap();
+    let v = model.config.vocab_size;
+    let mut largest: f32 = 0.0;
+    for (b, row) in rows.iter().enumerate() {
+        let start = (b * longest + longest - row.len()) * v;
+        largest = largest.max(max_diff(
+            &batch[start..start + row.len() * v],
+            &reference.logits[b],
+        ));
+    }
+    println!("left-padded batch vs transformers: largest difference {largest:.3e}");
+    assert!(largest <= 1e-4);
+}
+
+#[test]
+fn teacher_forced_log_probs_match_transformers() {
+    let device = Device::flex();
+    for name in ["llama-gqa", "qwen2-tied"] {
+        let model = load_hf(name, &device);
+        let reference = reference(name);
+        let ids = &reference.prompts[0].0;
+        let scored = model.score(std::slice::from_ref(ids), &[1]);
+        let diff = max_diff(&scored[0], &reference.scored);
+        println!("{name}: largest log-prob difference {diff:.3e}");
+        assert!(diff <= 1e-4);
+    }
+}
+
+#[test]
+fn models_match_transformers_on_wgpu() {
+    let backend = match accord::llm::resolve_backend(accord::spec::Backend::Wgpu) {
+        Ok(backend) => backend,
+        Err(e) => panic!("wgpu must be available (Mesa's lavapipe in CI): {e}"),
+    };
+    println!(
+        "wgpu adapter: {}",
+        backend.adapter.as_deref().unwrap_or("?")
+    );
+    for name in ["llama-gqa", "qwen2-tied"] {
+        check(
+            name,
+            "safetensors, wgpu",
+            &load_hf(name, &backend.device),
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn dequantisers_match_the_gguf_package() {
+    use ggus::GGmlType;
+    let bytes = std::fs::read(fixtures().join("quants.safetensors")).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    for (name, ty) in [
+        ("Q4_0", GGmlType::Q4_0),
+        ("Q4_1", GGmlType::Q4_1),
+        ("Q5_0", GGmlType::Q5_0),
+        ("Q8_0", GGmlType::Q8_0),
+        ("Q4_K", GGmlType::Q4K),
+        ("Q6_K", GGmlType::Q6K),
+        ("F16", GGmlType::F16),
+        ("BF16", GGmlType::BF16),
+    ] {
+        let data = tensors.tensor(&format!("{name}.data")).unwrap();
+        let expected: Vec<f32> = tensors
+            .tensor(&format!("{name}.dequantized"))
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let got = dequantise(ty, data.data(), expected.len()).unwrap();
+        let diff = max_diff(&got, &expected);
+        println!("{name}: largest difference from gguf {diff:.3e}");
+        assert!(diff <= 1e-6, "{name} dequantises differently");
+    }
+}
