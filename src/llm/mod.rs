@@ -14,11 +14,13 @@
 pub mod attention;
 pub mod backend;
 pub mod block;
+pub mod chat;
 pub mod config;
 pub mod error;
 pub mod mlp;
 pub mod model;
 pub mod rope;
+pub mod tokenizer;
 pub mod weights;
 
 pub use backend::{BackendChoice, ResolvedBackend, resolve_backend};
