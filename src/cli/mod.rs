@@ -6,6 +6,8 @@
 //! not an error.
 
 mod gc;
+mod generate;
+mod models;
 mod run;
 mod schema;
 mod show;
@@ -112,6 +114,11 @@ pub enum Command {
     },
     /// Re-hash every artifact in the store and report corrupt ones.
     Verify,
+    /// Sample from a model, streaming the continuation to stdout.
+    Generate(generate::GenerateArgs),
+    /// Fetch and verify models.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
     /// Print the JSON Schema of pipeline specs (or, with `--artifacts`, the artifact columns).
     Schema {
         /// Print the artifact schemas as Markdown instead.
@@ -122,7 +129,7 @@ pub enum Command {
 
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn main() -> i32 {
-    set_table_defaults();
+    set_environment_defaults();
     let cli = Cli::parse();
     match dispatch(cli, &Registry::builtin()) {
         Ok(code) => code,
@@ -134,8 +141,21 @@ pub fn main() -> i32 {
     }
 }
 
-/// Defaults for polars' table printing (`accord show`), unless the user set them.
-fn set_table_defaults() {
+/// Defaults for polars' table printing (`accord show`) and for the Vulkan loader (which
+/// complains on every probe without a runtime folder), unless the user set them.
+fn set_environment_defaults() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join("accord-xdg-runtime");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            // SAFETY: called first thing in `main`, before any other thread exists.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    }
     let width = std::env::var("COLUMNS")
         .ok()
         .filter(|w| w.parse::<u16>().is_ok())
@@ -184,6 +204,8 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
             dry_run,
         } => gc::gc(&store, keep_runs, work, dry_run),
         Command::Verify => verify::verify(&store),
+        Command::Generate(args) => generate::generate(&args, cli.quiet),
+        Command::Models(command) => models::models(&command),
         Command::Schema { artifacts } => schema::schema(registry, artifacts),
     }
 }

@@ -17,9 +17,13 @@ pub mod block;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod generate;
+pub mod loaded;
 pub mod mlp;
 pub mod model;
 pub mod rope;
+pub mod sampling;
+pub mod source;
 pub mod tokenizer;
 pub mod weights;
 

@@ -1,0 +1,154 @@
+//! Batched generation with a KV cache.
+//!
+//! Prompts of different lengths are left-padded into one batch; after the prefill every
+//! step decodes one token for every unfinished row in one forward pass. A row stops at a
+//! stop token, a stop string (the text is cut before it) or `max_new_tokens`. Each row
+//! samples from its own seeded stream, so its tokens do not depend on the other rows.
+
+use super::error::LlmError;
+use super::model::{KvCache, LlamaModel};
+use super::sampling::{Sampling, pick};
+use super::tokenizer::Tokenizer;
+use crate::seed::SeededRng;
+
+/// One sequence to continue.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub prompt: Vec<u32>,
+    pub sampling: Sampling,
+    pub max_new_tokens: usize,
+    /// Seeds the row's random stream.
+    pub seed: u64,
+    /// Texts that end generation; the completion's text stops before them.
+    pub stop_strings: Vec<String>,
+}
+
+/// Why a row stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    StopToken,
+    StopString,
+    Length,
+}
+
+/// What a row generated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub tokens: Vec<u32>,
+    /// Per-token log-probs (see [`super::sampling`]).
+    pub logprobs: Vec<f32>,
+    pub text: String,
+    pub finish: Finish,
+}
+
+/// Generates a continuation for each request; `on_token(row, token)` sees tokens as they come.
+pub fn generate(
+    model: &LlamaModel,
+    tokenizer: &Tokenizer,
+    requests: &[Request],
+    stop_tokens: &[u32],
+    mut on_token: impl FnMut(usize, u32),
+) -> Result<Vec<Completion>, LlmError> {
+    let b = requests.len();
+    if b == 0 {
+        return Ok(Vec::new());
+    }
+    let longest = requests.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
+    if longest == 0 {
+        return Err(LlmError::Tokenizer("a prompt has no tokens".into()));
+    }
+    let room = model.config.max_positions.saturating_sub(longest);
+    let mut rngs: Vec<SeededRng> = requests
+        .iter()
+        .map(|r| SeededRng::new(r.seed, &[b"sample"]))
+        .collect();
+    let mut out: Vec<Completion> = requests
+        .iter()
+        .map(|_| Completion {
+            tokens: Vec::new(),
+            logprobs: Vec::new(),
+            text: String::new(),
+            finish: Finish::Length,
+        })
+        .collect();
+    let mut done: Vec<bool> = requests
+        .iter()
+        .map(|r| r.max_new_tokens.min(room) == 0)
+        .collect();
+    let mut step_tokens: Vec<Vec<u32>> = requests
+        .iter()
+        .map(|r| [vec![0; longest - r.prompt.len()], r.prompt.clone()].concat())
+        .collect();
+    let mut step_valid: Vec<Vec<bool>> = requests
+        .iter()
+        .map(|r| {
+            [
+                vec![false; longest - r.prompt.len()],
+                vec![true; r.prompt.len()],
+            ]
+            .concat()
+        })
+        .collect();
+    let mut cache = KvCache::default();
+    let v = model.config.vocab_size;
+    while done.iter().any(|d| !d) {
+        let logits = model.forward(&step_tokens, &step_valid, &mut cache, true); // [B, 1, V]
+        let logits: Vec<f32> = logits
+            .try_into_vec_as::<f32>()
+            .map_err(|e| LlmError::Tokenizer(format!("reading logits: {e:?}")))?;
+        let mut next = vec![0u32; b];
+        for row in 0..b {
+            if done[row] {
+                continue;
+            }
+            let request = &requests[row];
+            let (token, logprob) = pick(
+                &request.sampling,
+                &logits[row * v..(row + 1) * v],
+                &mut rngs[row],
+            );
+            next[row] = token;
+            let completion = &mut out[row];
+            completion.tokens.push(token);
+            completion.logprobs.push(logprob);
+            on_token(row, token);
+            if stop_tokens.contains(&token) {
+                completion.finish = Finish::StopToken;
+                done[row] = true;
+            } else if !request.stop_strings.is_empty() {
+                let text = tokenizer.decode(&completion.tokens)?;
+                if request
+                    .stop_strings
+                    .iter()
+                    .any(|s| text.contains(s.as_str()))
+                {
+                    completion.finish = Finish::StopString;
+                    done[row] = true;
+                }
+            }
+            if !done[row] && completion.tokens.len() >= request.max_new_tokens.min(room) {
+                done[row] = true;
+            }
+        }
+        step_tokens = next.iter().map(|t| vec![*t]).collect();
+        // Finished rows go on decoding a token nobody reads; that keeps the batch rectangular.
+        step_valid = vec![vec![true]; b];
+    }
+    for (completion, request) in out.iter_mut().zip(requests) {
+        let tokens: Vec<u32> = match completion.finish {
+            Finish::StopToken => completion.tokens[..completion.tokens.len() - 1].to_vec(),
+            _ => completion.tokens.clone(),
+        };
+        let mut text = tokenizer.decode(&tokens)?;
+        if let Some(cut) = request
+            .stop_strings
+            .iter()
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+        {
+            text.truncate(cut);
+        }
+        completion.text = text;
+    }
+    Ok(out)
+}

@@ -1,0 +1,72 @@
+//! A model ready to run: weights on a backend, its tokenizer, chat template and stop tokens.
+
+use std::path::Path;
+
+use super::backend::ResolvedBackend;
+use super::chat::ChatTemplate;
+use super::config::ModelConfig;
+use super::error::LlmError;
+use super::model::LlamaModel;
+use super::tokenizer::Tokenizer;
+use super::weights::gguf::GgufWeights;
+use super::weights::safetensors::SafetensorsWeights;
+
+/// A loaded model and what generation needs besides the weights.
+pub struct LoadedModel {
+    pub model: LlamaModel,
+    pub tokenizer: Tokenizer,
+    pub chat_template: Option<ChatTemplate>,
+    /// Tokens that end a generation (the model's EOS tokens).
+    pub stop_tokens: Vec<u32>,
+}
+
+impl LoadedModel {
+    /// Loads a Hugging Face folder or a `.gguf` file onto `backend`.
+    pub fn load(path: &Path, backend: &ResolvedBackend) -> Result<Self, LlmError> {
+        let (model, tokenizer, chat_template) = if path.is_dir() {
+            let config = ModelConfig::from_hf_json(&path.join("config.json"))?;
+            let mut weights = SafetensorsWeights::open(path)?;
+            let model = LlamaModel::load(config, &mut weights, &backend.device)?;
+            (
+                model,
+                Tokenizer::from_hf_folder(path)?,
+                ChatTemplate::from_hf_folder(path)?,
+            )
+        } else {
+            let (mut weights, config, data) = GgufWeights::open(path)?;
+            let model = LlamaModel::load(config, &mut weights, &backend.device)?;
+            let template = data.chat_template.clone().map(ChatTemplate::new);
+            (model, Tokenizer::from_gguf(&data)?, template)
+        };
+        let mut stop_tokens = model.config.eos_token_ids.clone();
+        if let Some((_, eos)) = &tokenizer.eos_token
+            && !stop_tokens.contains(eos)
+        {
+            stop_tokens.push(*eos);
+        }
+        Ok(Self {
+            model,
+            tokenizer,
+            chat_template,
+            stop_tokens,
+        })
+    }
+
+    /// The prompt text for a chat, rendered with the model's template.
+    pub fn chat_prompt(&self, messages: &[super::chat::Message]) -> Result<String, LlmError> {
+        let template = self.chat_template.as_ref().ok_or_else(|| {
+            LlmError::Tokenizer("the model has no chat template; drop `--chat`".into())
+        })?;
+        let bos = self
+            .tokenizer
+            .bos_token
+            .as_ref()
+            .map_or("", |(t, _)| t.as_str());
+        let eos = self
+            .tokenizer
+            .eos_token
+            .as_ref()
+            .map_or("", |(t, _)| t.as_str());
+        template.render(messages, true, bos, eos)
+    }
+}

@@ -1,0 +1,129 @@
+//! Picking the next token from logits: greedy, temperature, top-k, top-p.
+//!
+//! Sampling runs on the host from the logits the backend returns, with the caller's seeded
+//! stream, so a seed gives the same tokens on a backend whatever else is in the batch.
+//! The log-prob reported for a token is under the temperature-scaled distribution before
+//! top-k/top-p truncation (what GRPO's ratio uses, as in TRL); greedy reports it at
+//! temperature 1.
+
+use serde::{Deserialize, Serialize};
+
+use crate::seed::SeededRng;
+
+/// How to pick each next token.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// 0 picks the most likely token.
+    pub temperature: f32,
+    /// Keep only the `top_k` most likely tokens (0: all).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches `top_p` (1: all).
+    pub top_p: f32,
+}
+
+impl Sampling {
+    pub fn greedy() -> Self {
+        Self {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+        }
+    }
+}
+
+/// `log_softmax(logits / temperature)` at `index`.
+fn log_prob(logits: &[f32], temperature: f32, index: usize) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits
+        .iter()
+        .map(|&x| (((x - max) / temperature) as f64).exp())
+        .sum();
+    (logits[index] - max) / temperature - sum.ln() as f32
+}
+
+/// Picks a token from `logits` (`[V]`); returns it and its log-prob.
+pub fn pick(sampling: &Sampling, logits: &[f32], rng: &mut SeededRng) -> (u32, f32) {
+    if sampling.temperature <= 0.0 {
+        let best = logits
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+            .map_or(0, |(i, _)| i);
+        return (best as u32, log_prob(logits, 1.0, best));
+    }
+    let t = sampling.temperature;
+    let mut candidates: Vec<usize> = (0..logits.len()).collect();
+    let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+    if sampling.top_k > 0 && sampling.top_k < candidates.len() {
+        candidates.select_nth_unstable_by(sampling.top_k - 1, by_logit);
+        candidates.truncate(sampling.top_k);
+    }
+    candidates.sort_unstable_by(by_logit);
+    let max = logits[candidates[0]];
+    let weights: Vec<f64> = candidates
+        .iter()
+        .map(|&i| (((logits[i] - max) / t) as f64).exp())
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut keep = weights.len();
+    if sampling.top_p < 1.0 {
+        let mut cumulative = 0.0;
+        for (n, w) in weights.iter().enumerate() {
+            cumulative += w / total;
+            if cumulative >= sampling.top_p as f64 {
+                keep = n + 1;
+                break;
+            }
+        }
+    }
+    let index = candidates[rng.weighted(&weights[..keep])];
+    (index as u32, log_prob(logits, t, index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_takes_the_largest_logit() {
+        let mut rng = SeededRng::new(0, &[]);
+        let (token, lp) = pick(&Sampling::greedy(), &[0.1, 3.0, -1.0], &mut rng);
+        assert_eq!(token, 1);
+        assert!(lp < 0.0 && lp > -0.2);
+    }
+
+    #[test]
+    fn top_k_and_top_p_restrict_the_candidates() {
+        let logits = [5.0, 4.9, 0.0, -3.0];
+        let top1 = Sampling {
+            temperature: 1.0,
+            top_k: 1,
+            top_p: 1.0,
+        };
+        let nucleus = Sampling {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.9,
+        };
+        for seed in 0..50 {
+            let mut rng = SeededRng::new(seed, &[]);
+            assert_eq!(pick(&top1, &logits, &mut rng).0, 0);
+            assert!(pick(&nucleus, &logits, &mut rng).0 <= 1);
+        }
+    }
+
+    #[test]
+    fn sampling_follows_the_distribution() {
+        let logits = [0.0f32, (3.0f32).ln()]; // probabilities 1/4 and 3/4
+        let sampling = Sampling {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+        };
+        let mut rng = SeededRng::new(9, &[]);
+        let ones = (0..4000)
+            .filter(|_| pick(&sampling, &logits, &mut rng).0 == 1)
+            .count();
+        assert!((2800..3200).contains(&ones), "{ones}");
+    }
+}
