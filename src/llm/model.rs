@@ -18,8 +18,13 @@ use super::rope::Rope;
 use super::weights::{HostTensor, WeightSource};
 
 /// A Llama-family decoder.
+///
+/// With tied embeddings the one embedding matrix is stored as the LM head uses it,
+/// `[C, V]`, and token lookups gather its columns: the head then needs no transpose of a
+/// `[V, C]` matrix on every step, and training still updates a single shared parameter.
 #[derive(Module, Debug)]
 pub struct LlamaModel {
+    /// `[V, C]`, or `[C, V]` when tied (see above).
     pub embed_tokens: Embedding,
     pub layers: Vec<DecoderLayer>,
     pub norm: RmsNorm,
@@ -187,6 +192,11 @@ impl LlamaModel {
         } else {
             Some(linear(weights, "lm_head", c, v, false, device)?)
         };
+        let embed = if config.tie_word_embeddings {
+            embed.transposed()
+        } else {
+            embed
+        };
         Ok(Self {
             embed_tokens: Embedding {
                 weight: Param::from_tensor(tensor(embed, device)),
@@ -247,7 +257,7 @@ impl LlamaModel {
         let (cos, sin) = self.rope.tables(&positions, &device);
         let ids: Vec<i64> = tokens.iter().flatten().map(|&id| id as i64).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, t]), &device);
-        let mut x = self.embed_tokens.forward(ids); // [B, T, C]
+        let mut x = self.embed(ids); // [B, T, C]
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             x = layer.forward(x, &cos, &sin, &mask, layer_cache);
         }
@@ -255,11 +265,26 @@ impl LlamaModel {
         self.head(self.norm.forward(x))
     }
 
+    /// Token embeddings: `[B, T]` ids → `[B, T, C]`.
+    fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        if !self.config.tie_word_embeddings {
+            return self.embed_tokens.forward(ids);
+        }
+        let [b, t] = ids.dims();
+        let c = self.config.hidden_size;
+        let columns = self
+            .embed_tokens
+            .weight
+            .val()
+            .select(1, ids.reshape([b * t])); // [C, B·T]
+        columns.transpose().reshape([b, t, c])
+    }
+
     /// Logits for normalised hidden states: `[B, T, C]` → `[B, T, V]`.
     fn head(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
             Some(head) => head.forward(x),
-            None => x.matmul(self.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
+            None => x.matmul(self.embed_tokens.weight.val().unsqueeze::<3>()), // [1, C, V]
         }
     }
 
