@@ -284,14 +284,19 @@ fn requests(
         .collect()
 }
 
+/// The tied Qwen2 fixture through the loader `accord generate` uses: model and tokenizer.
+fn loaded_qwen2() -> (LlamaModel, accord::llm::tokenizer::Tokenizer) {
+    let backend = accord::llm::resolve_backend(accord::spec::Backend::Flex).unwrap();
+    let loaded =
+        accord::llm::loaded::LoadedModel::load(&fixtures().join("qwen2-tied"), &backend).unwrap();
+    (loaded.model, loaded.tokenizer)
+}
+
 #[test]
 fn batched_generation_matches_greedy_references_and_is_batch_independent() {
     use accord::llm::generate::generate;
     use accord::llm::sampling::Sampling;
-    let device = Device::flex();
-    let model = load_hf("qwen2-tied", &device);
-    let tokenizer =
-        accord::llm::tokenizer::Tokenizer::from_hf_folder(&fixtures().join("qwen2-tied")).unwrap();
+    let (model, tokenizer) = loaded_qwen2();
     let reference = reference("qwen2-tied");
     let prompts: Vec<Vec<u32>> = reference.prompts.iter().map(|p| p.0.clone()).collect();
     let batch = generate(
@@ -356,10 +361,7 @@ fn batched_generation_matches_greedy_references_and_is_batch_independent() {
 fn generation_stops_at_stop_tokens_and_strings() {
     use accord::llm::generate::{Finish, generate};
     use accord::llm::sampling::Sampling;
-    let device = Device::flex();
-    let model = load_hf("qwen2-tied", &device);
-    let tokenizer =
-        accord::llm::tokenizer::Tokenizer::from_hf_folder(&fixtures().join("qwen2-tied")).unwrap();
+    let (model, tokenizer) = loaded_qwen2();
     let reference = reference("qwen2-tied");
     let (prompt, greedy) = &reference.prompts[0];
     let stop = greedy[3];
