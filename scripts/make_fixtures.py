@@ -38,6 +38,13 @@ CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+# Meta-Llama-3-8B-Instruct's chat template, to check the Llama-3 format renders alike.
+LLAMA3 = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
+    "message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
 QWEN2_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
@@ -214,6 +221,9 @@ def build(name, arch, tok_style):
         MESSAGES, tokenize=False, add_generation_prompt=True)
     reference["chat"]["without_generation_prompt"] = fast.apply_chat_template(
         MESSAGES, tokenize=False, add_generation_prompt=False)
+    reference["chat"]["llama3_template"] = LLAMA3
+    reference["chat"]["llama3"] = fast.apply_chat_template(
+        MESSAGES, tokenize=False, add_generation_prompt=True, chat_template=LLAMA3)
     # Teacher-forced log-probs of a continuation, for the scoring call.
     ids = reference["prompts"][0]["ids"]
     with torch.no_grad():

@@ -90,6 +90,12 @@ fn chat_templates_render_as_transformers_does() {
                 .as_str()
                 .unwrap()
         );
+        // The Llama-3 format (Meta-Llama-3-8B-Instruct's template) renders alike too.
+        let llama3 = ChatTemplate::new(reference["chat"]["llama3_template"].as_str().unwrap());
+        let rendered = llama3
+            .render(&messages, true, "<|im_start|>", "<|im_end|>")
+            .unwrap();
+        assert_eq!(rendered, reference["chat"]["llama3"].as_str().unwrap());
         // The GGUF copy of the template renders the same.
         let (_, _, data) =
             GgufWeights::open(&fixtures().join(format!("{model}.f32.gguf"))).unwrap();
