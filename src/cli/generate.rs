@@ -87,15 +87,7 @@ fn try_generate(args: &GenerateArgs, quiet: bool) -> Result<(), LlmError> {
             anstream::eprintln!("{line}");
         }
     };
-    note(format!(
-        "backend: {}{}",
-        backend.name,
-        backend
-            .adapter
-            .as_deref()
-            .map(|a| format!(" ({a})"))
-            .unwrap_or_default()
-    ));
+    note(format!("backend: {backend}"));
     let started = Instant::now();
     let loaded = LoadedModel::load(&path, &backend)?;
     note(format!(

@@ -21,6 +21,18 @@ pub struct ResolvedBackend {
     pub name: &'static str,
     /// The wgpu adapter's name, when wgpu was chosen.
     pub adapter: Option<String>,
+    /// Why this backend, for the message that reports the choice.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for ResolvedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.name)?;
+        if let Some(adapter) = &self.adapter {
+            write!(f, " on {adapter}")?;
+        }
+        write!(f, " ({})", self.reason)
+    }
 }
 
 /// Initialises wgpu on an adapter of `kind`, returning the device and the adapter's name.
@@ -44,6 +56,7 @@ pub fn resolve_backend(choice: BackendChoice) -> Result<ResolvedBackend, LlmErro
             device: Device::flex(),
             name: "flex",
             adapter: None,
+            reason: "asked for",
         }),
         Backend::Wgpu => {
             let attempt =
@@ -53,22 +66,31 @@ pub fn resolve_backend(choice: BackendChoice) -> Result<ResolvedBackend, LlmErro
                     device,
                     name: "wgpu",
                     adapter: Some(adapter),
+                    reason: "asked for",
                 }),
                 Err(e) => Err(LlmError::NoAdapter(e)),
             }
         }
         Backend::Auto => {
-            let hardware = Device::enumerate_physical();
-            if hardware.is_empty() {
-                return resolve_backend(Backend::Flex);
+            let flex = |reason| ResolvedBackend {
+                device: Device::flex(),
+                name: "flex",
+                adapter: None,
+                reason,
+            };
+            if Device::enumerate_physical().is_empty() {
+                return Ok(flex(
+                    "auto: no hardware GPU adapter; `--backend wgpu` uses a software one",
+                ));
             }
             match init_wgpu(DeviceKind::DefaultDevice) {
                 Ok((device, adapter)) => Ok(ResolvedBackend {
                     device,
                     name: "wgpu",
                     adapter: Some(adapter),
+                    reason: "auto: a hardware GPU adapter is present",
                 }),
-                Err(_) => resolve_backend(Backend::Flex),
+                Err(_) => Ok(flex("auto: the GPU adapter could not be opened")),
             }
         }
     }
