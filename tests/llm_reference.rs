@@ -320,40 +320,21 @@ fn batched_generation_matches_greedy_references_and_is_batch_independent() {
         top_k: 0,
         top_p: 0.95,
     };
-    let together = generate(
-        &model,
-        &tokenizer,
-        &requests(&prompts, hot, 42),
-        &[],
-        |_, _| {},
-    )
-    .unwrap();
-    let alone = generate(
-        &model,
-        &tokenizer,
-        &requests(&prompts[1..2], hot, 42),
-        &[],
-        |_, _| {},
-    )
-    .unwrap();
+    let run = |prompts: &[Vec<u32>], seed| {
+        generate(
+            &model,
+            &tokenizer,
+            &requests(prompts, hot, seed),
+            &[],
+            |_, _| {},
+        )
+        .unwrap()
+    };
+    let together = run(&prompts, 42);
+    let alone = run(&prompts[1..2], 42);
     assert_eq!(together[1].tokens, alone[0].tokens);
-    let again = generate(
-        &model,
-        &tokenizer,
-        &requests(&prompts, hot, 42),
-        &[],
-        |_, _| {},
-    )
-    .unwrap();
-    assert_eq!(together, again);
-    let other = generate(
-        &model,
-        &tokenizer,
-        &requests(&prompts, hot, 43),
-        &[],
-        |_, _| {},
-    )
-    .unwrap();
+    assert_eq!(together, run(&prompts, 42));
+    let other = run(&prompts, 43);
     assert_ne!(together, other);
 }
 

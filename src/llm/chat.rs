@@ -91,7 +91,7 @@ impl ChatTemplate {
                 ))
             },
         );
-        let error = |e: minijinja::Error| LlmError::Tokenizer(format!("chat template: {e:#}"));
+        let error = |e: minijinja::Error| LlmError::ChatTemplate(format!("{e:#}"));
         env.add_template("chat", &self.source).map_err(error)?;
         let template = env.get_template("chat").map_err(error)?;
         template

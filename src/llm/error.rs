@@ -31,4 +31,10 @@ pub enum LlmError {
     NoAdapter(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
+    #[error("{0}")]
+    BadSource(String),
+    #[error("generation: {0}")]
+    Generation(String),
 }

@@ -55,7 +55,7 @@ pub fn generate(
     }
     let longest = requests.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
     if longest == 0 {
-        return Err(LlmError::Tokenizer("a prompt has no tokens".into()));
+        return Err(LlmError::Generation("a prompt has no tokens".into()));
     }
     let room = model.config.max_positions.saturating_sub(longest);
     let mut rngs: Vec<SeededRng> = requests
@@ -95,7 +95,7 @@ pub fn generate(
         let logits = model.forward(&step_tokens, &step_valid, &mut cache, true); // [B, 1, V]
         let logits: Vec<f32> = logits
             .try_into_vec_as::<f32>()
-            .map_err(|e| LlmError::Tokenizer(format!("reading logits: {e:?}")))?;
+            .map_err(|e| LlmError::Generation(format!("reading logits: {e:?}")))?;
         let mut next = vec![0u32; b];
         for row in 0..b {
             if done[row] {

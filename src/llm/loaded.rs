@@ -54,9 +54,10 @@ impl LoadedModel {
 
     /// The prompt text for a chat, rendered with the model's template.
     pub fn chat_prompt(&self, messages: &[super::chat::Message]) -> Result<String, LlmError> {
-        let template = self.chat_template.as_ref().ok_or_else(|| {
-            LlmError::Tokenizer("the model has no chat template; drop `--chat`".into())
-        })?;
+        let template = self
+            .chat_template
+            .as_ref()
+            .ok_or_else(|| LlmError::ChatTemplate("the model has none; drop `--chat`".into()))?;
         let bos = self
             .tokenizer
             .bos_token

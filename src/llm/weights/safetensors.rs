@@ -14,8 +14,17 @@ use crate::llm::error::LlmError;
 pub struct SafetensorsWeights {
     folder: PathBuf,
     files: Vec<(PathBuf, Mmap)>,
-    /// Tensor name → index into `files`.
-    index: BTreeMap<String, usize>,
+    /// Tensor name → where it is, read from each file's header once at open.
+    index: BTreeMap<String, TensorEntry>,
+}
+
+struct TensorEntry {
+    file: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    /// Byte range within the file.
+    start: usize,
+    end: usize,
 }
 
 impl SafetensorsWeights {
@@ -73,9 +82,21 @@ impl SafetensorsWeights {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-            for name in tensors.names() {
-                index.insert(name.to_string(), files.len());
+            let base = map.as_ptr() as usize;
+            for (name, view) in tensors.tensors() {
+                let start = view.data().as_ptr() as usize - base;
+                index.insert(
+                    name,
+                    TensorEntry {
+                        file: files.len(),
+                        dtype: view.dtype(),
+                        shape: view.shape().to_vec(),
+                        start,
+                        end: start + view.data().len(),
+                    },
+                );
             }
+            drop(tensors);
             files.push((path, map));
         }
         Ok(Self {
@@ -92,18 +113,16 @@ impl WeightSource for SafetensorsWeights {
     }
 
     fn get(&mut self, name: &str) -> Result<Option<HostTensor>, LlmError> {
-        let Some(&file) = self.index.get(name) else {
+        let Some(entry) = self.index.get(name) else {
             return Ok(None);
         };
-        let (path, map) = &self.files[file];
+        let (path, map) = &self.files[entry.file];
         let bad = |message: String| LlmError::BadFile {
             path: path.clone(),
             message,
         };
-        let tensors = SafeTensors::deserialize(map).map_err(|e| bad(e.to_string()))?;
-        let view = tensors.tensor(name).map_err(|e| bad(e.to_string()))?;
-        let bytes = view.data();
-        let data: Vec<f32> = match view.dtype() {
+        let bytes = &map[entry.start..entry.end];
+        let data: Vec<f32> = match entry.dtype {
             Dtype::F32 => bytes
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -123,7 +142,7 @@ impl WeightSource for SafetensorsWeights {
             }
         };
         Ok(Some(HostTensor {
-            shape: view.shape().to_vec(),
+            shape: entry.shape.clone(),
             data,
         }))
     }
