@@ -9,6 +9,7 @@ use accord::llm::weights::dequantise::dequantise;
 use accord::llm::weights::gguf::GgufWeights;
 use accord::llm::weights::safetensors::SafetensorsWeights;
 use accord::llm::{KvCache, LlamaModel, ModelConfig};
+use accord::spec::Dtype;
 use burn::tensor::Device;
 use safetensors::SafeTensors;
 
@@ -68,12 +69,18 @@ fn load_hf(model: &str, device: &Device) -> LlamaModel {
     let dir = fixtures().join(model);
     let config = ModelConfig::from_hf_json(&dir.join("config.json")).unwrap();
     let mut weights = SafetensorsWeights::open(&dir).unwrap();
-    LlamaModel::load(config, &mut weights, device).unwrap()
+    LlamaModel::load(config, &mut weights, device, Dtype::F32).unwrap()
 }
 
 fn load_gguf(file: &str, device: &Device) -> LlamaModel {
     let (mut weights, config, _) = GgufWeights::open(&fixtures().join(file)).unwrap();
-    LlamaModel::load(config, &mut weights as &mut dyn WeightSource, device).unwrap()
+    LlamaModel::load(
+        config,
+        &mut weights as &mut dyn WeightSource,
+        device,
+        Dtype::F32,
+    )
+    .unwrap()
 }
 
 fn logits(model: &LlamaModel, ids: &[u32]) -> Vec<f32> {
@@ -149,6 +156,65 @@ fn gguf_models_match_transformers_on_flex() {
             1e-4,
         );
     }
+}
+
+/// Loads each fixture in f16 and bf16 on `device` and compares logits with the f32
+/// reference, relative to the largest logit (f16 keeps 11 significant bits, bf16 8).
+fn check_half_precision(device: &Device, label: &str) {
+    for name in ["llama-gqa", "qwen2-tied"] {
+        let dir = fixtures().join(name);
+        let reference = reference(name);
+        let scale = reference
+            .logits
+            .iter()
+            .flatten()
+            .fold(0f32, |m, x| m.max(x.abs()));
+        for (dtype, relative) in [(Dtype::F16, 5e-3), (Dtype::Bf16, 5e-2)] {
+            let config = ModelConfig::from_hf_json(&dir.join("config.json")).unwrap();
+            let mut weights = SafetensorsWeights::open(&dir).unwrap();
+            let model = match LlamaModel::load(config, &mut weights, device, dtype) {
+                Ok(model) => model,
+                Err(e) => {
+                    println!(
+                        "{name} ({}, {label}): not supported here: {e}",
+                        dtype.name()
+                    );
+                    continue;
+                }
+            };
+            assert_eq!(
+                model.norm.gamma.val().dtype(),
+                accord::llm::model::burn_dtype(dtype),
+                "weights are stored in the asked precision"
+            );
+            let mut largest: f32 = 0.0;
+            for (i, (ids, _)) in reference.prompts.iter().enumerate() {
+                largest = largest.max(max_diff(&logits(&model, ids), &reference.logits[i]));
+            }
+            println!(
+                "{name} ({}, {label}): largest logit difference from transformers f32 \
+                 {largest:.3e} (largest logit {scale:.2})",
+                dtype.name()
+            );
+            assert!(largest <= relative * scale, "{name} {dtype:?}: {largest}");
+        }
+    }
+}
+
+#[test]
+fn half_precision_stays_close_to_the_f32_reference() {
+    check_half_precision(&Device::flex(), "flex");
+}
+
+/// On a GPU (lavapipe would compile a second set of shaders for little news):
+/// `cargo test --test llm_reference -- --ignored`.
+#[test]
+#[ignore = "needs a hardware GPU"]
+fn half_precision_on_a_gpu() {
+    let backend = accord::llm::resolve_backend(accord::spec::Backend::Auto).unwrap();
+    assert_eq!(backend.name, "wgpu", "auto picks wgpu on a GPU: {backend}");
+    println!("{backend}");
+    check_half_precision(&backend.device, "wgpu");
 }
 
 #[test]
@@ -227,6 +293,9 @@ fn models_match_transformers_on_wgpu() {
         "wgpu adapter: {}",
         backend.adapter.as_deref().unwrap_or("?")
     );
+    // wgpu opens a device once per process; asking again hands out the same one.
+    let again = accord::llm::resolve_backend(accord::spec::Backend::Wgpu).unwrap();
+    assert_eq!(again.adapter, backend.adapter);
     for name in ["llama-gqa", "qwen2-tied"] {
         check(
             name,
@@ -287,8 +356,12 @@ fn requests(
 /// The tied Qwen2 fixture through the loader `accord generate` uses: model and tokenizer.
 fn loaded_qwen2() -> (LlamaModel, accord::llm::tokenizer::Tokenizer) {
     let backend = accord::llm::resolve_backend(accord::spec::Backend::Flex).unwrap();
-    let loaded =
-        accord::llm::loaded::LoadedModel::load(&fixtures().join("qwen2-tied"), &backend).unwrap();
+    let loaded = accord::llm::loaded::LoadedModel::load(
+        &fixtures().join("qwen2-tied"),
+        &backend,
+        Dtype::F32,
+    )
+    .unwrap();
     (loaded.model, loaded.tokenizer)
 }
 

@@ -9,7 +9,7 @@ use crate::llm::loaded::LoadedModel;
 use crate::llm::sampling::Sampling;
 use crate::llm::source::{ModelSource, fetch};
 use crate::llm::{LlmError, resolve_backend};
-use crate::spec::Backend;
+use crate::spec::{Backend, Dtype};
 
 /// What `accord generate` was asked.
 #[derive(Debug, clap::Args)]
@@ -39,29 +39,14 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Where the model runs: auto (wgpu on a GPU, else flex), wgpu or flex.
-    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
-    pub backend: BackendArg,
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+    /// Precision of weights and activations.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
     /// Expected sha256 of the weights file.
     #[arg(long)]
     pub sha256: Option<String>,
-}
-
-/// `--backend` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendArg {
-    Auto,
-    Wgpu,
-    Flex,
-}
-
-impl From<BackendArg> for Backend {
-    fn from(arg: BackendArg) -> Self {
-        match arg {
-            BackendArg::Auto => Backend::Auto,
-            BackendArg::Wgpu => Backend::Wgpu,
-            BackendArg::Flex => Backend::Flex,
-        }
-    }
 }
 
 pub fn generate(args: &GenerateArgs, quiet: bool) -> std::io::Result<i32> {
@@ -81,15 +66,15 @@ fn try_generate(args: &GenerateArgs, quiet: bool) -> Result<(), LlmError> {
         source,
     })?;
     let path = fetch(&source, args.sha256.as_deref(), &cwd)?;
-    let backend = resolve_backend(args.backend.into())?;
+    let backend = resolve_backend(args.backend)?;
     let note = |line: String| {
         if !quiet {
             anstream::eprintln!("{line}");
         }
     };
-    note(format!("backend: {backend}"));
+    note(format!("backend: {backend}, dtype {}", args.dtype.name()));
     let started = Instant::now();
-    let loaded = LoadedModel::load(&path, &backend)?;
+    let loaded = LoadedModel::load(&path, &backend, args.dtype)?;
     note(format!(
         "loaded {} in {:.1}s",
         path.display(),

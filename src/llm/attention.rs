@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, DType, Tensor};
 
 use super::rope;
 
@@ -77,7 +77,14 @@ impl Attention {
             .clone()
             .unsqueeze_dim::<5>(1)
             .expand([b, k, group, t, s]);
-        let scores = scores.mask_fill(mask, -1.0e9);
+        // The most negative value f16 holds: a row with every key masked (a padding query)
+        // then stays finite instead of turning to NaN and poisoning the values it touches.
+        let hidden = if scores.dtype() == DType::F16 {
+            -65504.0
+        } else {
+            -1.0e9
+        };
+        let scores = scores.mask_fill(mask, hidden);
         let weights = softmax(scores, 4);
         // out: [B, K, G, T, D] -> [B, T, H·D]
         let out = weights

@@ -5,6 +5,8 @@
 //! means wgpu, software adapters included. The choice and the adapter are reported, and the
 //! backend name is part of the keys of stages that run a model (numerics differ).
 
+use std::sync::Mutex;
+
 use burn::tensor::{Device, DeviceKind};
 
 use super::error::LlmError;
@@ -36,17 +38,25 @@ impl std::fmt::Display for ResolvedBackend {
 }
 
 /// Initialises wgpu on an adapter of `kind`, returning the device and the adapter's name.
+/// wgpu sets a device up once per process, so successes are remembered and handed out
+/// again: two stages (or an `auto` and a `wgpu` choice) then share the one device.
 fn init_wgpu(kind: DeviceKind) -> Result<(Device, String), String> {
-    match Device::wgpu_options().device_kind(kind).init_with_setup() {
-        Ok((device, setup)) => {
-            let info = setup.adapter.get_info();
-            Ok((
-                device,
-                format!("{} ({:?}, {:?})", info.name, info.device_type, info.backend),
-            ))
-        }
-        Err(e) => Err(e.to_string()),
+    static OPENED: Mutex<Vec<(String, Device, String)>> = Mutex::new(Vec::new());
+    let key = format!("{kind:?}");
+    let mut opened = OPENED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, device, adapter)) = opened.iter().find(|(k, _, _)| *k == key) {
+        return Ok((device.clone(), adapter.clone()));
     }
+    let (device, setup) = Device::wgpu_options()
+        .device_kind(kind)
+        .init_with_setup()
+        .map_err(|e| e.to_string())?;
+    let info = setup.adapter.get_info();
+    let adapter = format!("{} ({:?}, {:?})", info.name, info.device_type, info.backend);
+    opened.push((key, device.clone(), adapter.clone()));
+    Ok((device, adapter))
 }
 
 /// Resolves `choice` to an initialised backend.
@@ -59,8 +69,9 @@ pub fn resolve_backend(choice: BackendChoice) -> Result<ResolvedBackend, LlmErro
             reason: "asked for",
         }),
         Backend::Wgpu => {
-            let attempt =
-                init_wgpu(DeviceKind::DefaultDevice).or_else(|_| init_wgpu(DeviceKind::Cpu));
+            // The default adapter is a GPU where there is one; a software one otherwise.
+            let attempt = init_wgpu(DeviceKind::DefaultDevice)
+                .or_else(|first| init_wgpu(DeviceKind::Cpu).map_err(|_| first));
             match attempt {
                 Ok((device, adapter)) => Ok(ResolvedBackend {
                     device,

@@ -27,6 +27,8 @@ pub enum LlmError {
         found: Vec<usize>,
         expected: Vec<usize>,
     },
+    #[error("this backend cannot compute in `{0}`; use `dtype: f32` or another backend")]
+    UnsupportedDtype(&'static str),
     #[error("no wgpu adapter is available: {0}")]
     NoAdapter(String),
     #[error("tokenizer: {0}")]

@@ -10,6 +10,7 @@ use super::model::LlamaModel;
 use super::tokenizer::Tokenizer;
 use super::weights::gguf::GgufWeights;
 use super::weights::safetensors::SafetensorsWeights;
+use crate::spec::Dtype;
 
 /// A loaded model and what generation needs besides the weights.
 pub struct LoadedModel {
@@ -21,12 +22,12 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Loads a Hugging Face folder or a `.gguf` file onto `backend`.
-    pub fn load(path: &Path, backend: &ResolvedBackend) -> Result<Self, LlmError> {
+    /// Loads a Hugging Face folder or a `.gguf` file onto `backend`, stored as `dtype`.
+    pub fn load(path: &Path, backend: &ResolvedBackend, dtype: Dtype) -> Result<Self, LlmError> {
         let (model, tokenizer, chat_template) = if path.is_dir() {
             let config = ModelConfig::from_hf_json(&path.join("config.json"))?;
             let mut weights = SafetensorsWeights::open(path)?;
-            let model = LlamaModel::load(config, &mut weights, &backend.device)?;
+            let model = LlamaModel::load(config, &mut weights, &backend.device, dtype)?;
             (
                 model,
                 Tokenizer::from_hf_folder(path)?,
@@ -34,7 +35,7 @@ impl LoadedModel {
             )
         } else {
             let (mut weights, config, data) = GgufWeights::open(path)?;
-            let model = LlamaModel::load(config, &mut weights, &backend.device)?;
+            let model = LlamaModel::load(config, &mut weights, &backend.device, dtype)?;
             let template = data.chat_template.clone().map(ChatTemplate::new);
             (model, Tokenizer::from_gguf(&data)?, template)
         };

@@ -7,7 +7,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear, RmsNorm};
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
 
 use super::attention::{Attention, LayerCache};
 use super::block::DecoderLayer;
@@ -16,6 +16,7 @@ use super::error::LlmError;
 use super::mlp::Mlp;
 use super::rope::Rope;
 use super::weights::{HostTensor, WeightSource};
+use crate::spec::Dtype;
 
 /// A Llama-family decoder.
 ///
@@ -34,6 +35,9 @@ pub struct LlamaModel {
     pub config: ModelConfig,
     #[module(skip)]
     rope: Rope,
+    /// The precision of weights and activations; logits are always f32.
+    #[module(skip)]
+    dtype: DType,
 }
 
 /// Keys and values of everything a batch has seen, with which of those tokens are real.
@@ -57,14 +61,26 @@ impl KvCache {
     }
 }
 
-fn tensor(host: HostTensor, device: &Device) -> Tensor<2> {
+/// Where weights go: a device and the precision they are stored in there.
+type Target<'a> = (&'a Device, DType);
+
+fn tensor(host: HostTensor, target: Target) -> Tensor<2> {
     let shape = [host.shape[0], host.shape[1]];
-    Tensor::from_data(TensorData::new(host.data, shape), device)
+    Tensor::from_data(TensorData::new(host.data, shape), target)
 }
 
-fn vector(host: HostTensor, device: &Device) -> Tensor<1> {
+fn vector(host: HostTensor, target: Target) -> Tensor<1> {
     let len = host.data.len();
-    Tensor::from_data(TensorData::new(host.data, [len]), device)
+    Tensor::from_data(TensorData::new(host.data, [len]), target)
+}
+
+/// burn's name for a spec dtype.
+pub fn burn_dtype(dtype: Dtype) -> DType {
+    match dtype {
+        Dtype::F32 => DType::F32,
+        Dtype::F16 => DType::F16,
+        Dtype::Bf16 => DType::BF16,
+    }
 }
 
 /// A linear layer from an HF `[out, in]` weight (stored transposed, `[in, out]`, as burn does).
@@ -74,7 +90,7 @@ fn linear(
     d_in: usize,
     d_out: usize,
     bias: bool,
-    device: &Device,
+    target: Target,
 ) -> Result<Linear, LlmError> {
     let weight = weights
         .take(&format!("{name}.weight"), &[d_out, d_in])?
@@ -82,13 +98,13 @@ fn linear(
     let bias = if bias {
         Some(Param::from_tensor(vector(
             weights.take(&format!("{name}.bias"), &[d_out])?,
-            device,
+            target,
         )))
     } else {
         None
     };
     Ok(Linear {
-        weight: Param::from_tensor(tensor(weight, device)),
+        weight: Param::from_tensor(tensor(weight, target)),
         bias,
     })
 }
@@ -98,24 +114,30 @@ fn rms_norm(
     name: &str,
     size: usize,
     eps: f64,
-    device: &Device,
+    target: Target,
 ) -> Result<RmsNorm, LlmError> {
     Ok(RmsNorm {
         gamma: Param::from_tensor(vector(
             weights.take(&format!("{name}.weight"), &[size])?,
-            device,
+            target,
         )),
         epsilon: eps,
     })
 }
 
 impl LlamaModel {
-    /// Builds the model from Hugging Face-named weights on `device`.
+    /// Builds the model from Hugging Face-named weights on `device`, stored as `dtype`.
     pub fn load(
         config: ModelConfig,
         weights: &mut dyn WeightSource,
         device: &Device,
+        dtype: Dtype,
     ) -> Result<Self, LlmError> {
+        let float = burn_dtype(dtype);
+        if !device.supports_dtype(float) {
+            return Err(LlmError::UnsupportedDtype(dtype.name()));
+        }
+        let target = (device, float);
         let (c, f, v) = (
             config.hidden_size,
             config.intermediate_size,
@@ -133,7 +155,7 @@ impl LlamaModel {
                     &format!("{p}.input_layernorm"),
                     c,
                     eps,
-                    device,
+                    target,
                 )?,
                 self_attn: Attention {
                     q_proj: linear(
@@ -142,7 +164,7 @@ impl LlamaModel {
                         c,
                         h * d,
                         config.qkv_bias,
-                        device,
+                        target,
                     )?,
                     k_proj: linear(
                         weights,
@@ -150,7 +172,7 @@ impl LlamaModel {
                         c,
                         k * d,
                         config.qkv_bias,
-                        device,
+                        target,
                     )?,
                     v_proj: linear(
                         weights,
@@ -158,7 +180,7 @@ impl LlamaModel {
                         c,
                         k * d,
                         config.qkv_bias,
-                        device,
+                        target,
                     )?,
                     o_proj: linear(
                         weights,
@@ -166,7 +188,7 @@ impl LlamaModel {
                         h * d,
                         c,
                         config.o_bias,
-                        device,
+                        target,
                     )?,
                     num_heads: h,
                     num_kv_heads: k,
@@ -177,20 +199,20 @@ impl LlamaModel {
                     &format!("{p}.post_attention_layernorm"),
                     c,
                     eps,
-                    device,
+                    target,
                 )?,
                 mlp: Mlp {
-                    gate_proj: linear(weights, &format!("{p}.mlp.gate_proj"), c, f, false, device)?,
-                    up_proj: linear(weights, &format!("{p}.mlp.up_proj"), c, f, false, device)?,
-                    down_proj: linear(weights, &format!("{p}.mlp.down_proj"), f, c, false, device)?,
+                    gate_proj: linear(weights, &format!("{p}.mlp.gate_proj"), c, f, false, target)?,
+                    up_proj: linear(weights, &format!("{p}.mlp.up_proj"), c, f, false, target)?,
+                    down_proj: linear(weights, &format!("{p}.mlp.down_proj"), f, c, false, target)?,
                 },
             });
         }
-        let norm = rms_norm(weights, "model.norm", c, eps, device)?;
+        let norm = rms_norm(weights, "model.norm", c, eps, target)?;
         let lm_head = if config.tie_word_embeddings {
             None
         } else {
-            Some(linear(weights, "lm_head", c, v, false, device)?)
+            Some(linear(weights, "lm_head", c, v, false, target)?)
         };
         let embed = if config.tie_word_embeddings {
             embed.transposed()
@@ -199,13 +221,14 @@ impl LlamaModel {
         };
         Ok(Self {
             embed_tokens: Embedding {
-                weight: Param::from_tensor(tensor(embed, device)),
+                weight: Param::from_tensor(tensor(embed, target)),
             },
             layers,
             norm,
             lm_head,
             rope: Rope::new(&config),
             config,
+            dtype: float,
         })
     }
 
@@ -254,7 +277,7 @@ impl LlamaModel {
             }
         }
         let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask, [b, 1, t, s]), &device);
-        let (cos, sin) = self.rope.tables(&positions, &device);
+        let (cos, sin) = self.rope.tables(&positions, (&device, self.dtype));
         let ids: Vec<i64> = tokens.iter().flatten().map(|&id| id as i64).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, t]), &device);
         let mut x = self.embed(ids); // [B, T, C]
@@ -280,12 +303,13 @@ impl LlamaModel {
         columns.transpose().reshape([b, t, c])
     }
 
-    /// Logits for normalised hidden states: `[B, T, C]` → `[B, T, V]`.
+    /// f32 logits for normalised hidden states: `[B, T, C]` → `[B, T, V]`.
     fn head(&self, x: Tensor<3>) -> Tensor<3> {
-        match &self.lm_head {
+        let logits = match &self.lm_head {
             Some(head) => head.forward(x),
             None => x.matmul(self.embed_tokens.weight.val().unsqueeze::<3>()), // [1, C, V]
-        }
+        };
+        logits.cast(DType::F32)
     }
 
     /// The model's log-probability of each token of `tokens` given the ones before it

@@ -6,7 +6,7 @@
 //! are computed once on the host in f32, in the same order of operations as
 //! `transformers`, and uploaded per forward pass for the positions it needs.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use super::config::{ModelConfig, RopeScaling};
 
@@ -60,8 +60,13 @@ impl Rope {
         Self { inv_freq, half }
     }
 
-    /// cos and sin for the given positions, each `[B, 1, T, D]`.
-    pub fn tables(&self, positions: &[Vec<usize>], device: &Device) -> (Tensor<4>, Tensor<4>) {
+    /// cos and sin for the given positions, each `[B, 1, T, D]`, computed in f32 and
+    /// stored as `dtype`.
+    pub fn tables(
+        &self,
+        positions: &[Vec<usize>],
+        (device, dtype): (&Device, DType),
+    ) -> (Tensor<4>, Tensor<4>) {
         let b = positions.len();
         let t = positions.first().map_or(0, Vec::len);
         let d = self.half * 2;
@@ -79,8 +84,8 @@ impl Rope {
                 }
             }
         }
-        let cos = Tensor::<4>::from_data(TensorData::new(cos, [b, 1, t, d]), device);
-        let sin = Tensor::<4>::from_data(TensorData::new(sin, [b, 1, t, d]), device);
+        let cos = Tensor::<4>::from_data(TensorData::new(cos, [b, 1, t, d]), (device, dtype));
+        let sin = Tensor::<4>::from_data(TensorData::new(sin, [b, 1, t, d]), (device, dtype));
         (cos, sin)
     }
 }

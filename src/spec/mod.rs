@@ -52,7 +52,9 @@ pub struct Spec {
 }
 
 /// Where in-process models run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// wgpu when a GPU adapter is present, otherwise flex.
@@ -62,6 +64,32 @@ pub enum Backend {
     Wgpu,
     /// burn's flex backend on the CPU.
     Flex,
+}
+
+/// The precision an in-process model's weights and activations use.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// 32-bit floats: what the reference numerics are checked in.
+    #[default]
+    F32,
+    /// 16-bit IEEE floats.
+    F16,
+    /// bfloat16: f32's range with 8 bits of mantissa.
+    Bf16,
+}
+
+impl Dtype {
+    /// The spelling used in specs and keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
+            Dtype::Bf16 => "bf16",
+        }
+    }
 }
 
 /// A model: weights run in-process (`source`), or an OpenAI-compatible server (`endpoint`).
@@ -75,6 +103,9 @@ pub struct ModelSpec {
     /// Expected sha256 of the weights file; a mismatch is an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Precision of an in-process model on backends that support it: `f32`, `f16`, `bf16`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub dtype: Dtype,
     /// Base URL of an OpenAI-compatible API, e.g. `http://127.0.0.1:8000/v1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -111,4 +142,9 @@ pub enum AblationAxis {
     Fields(IndexMap<String, Vec<Value>>),
     /// A plain list of values (the `seeds` axis).
     Values(Vec<Value>),
+}
+
+/// Whether a field holds its default (so spelling a default out changes no key).
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }

@@ -7,6 +7,7 @@
 
 pub mod dequantise;
 pub mod gguf;
+pub mod random;
 pub mod safetensors;
 
 use std::path::Path;
