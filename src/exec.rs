@@ -152,6 +152,19 @@ pub fn stage_key(
             }
         }
     }
+    let mut models = BTreeMap::new();
+    let mut backend = None;
+    for (field, name) in stage.kind.models(&stage.params) {
+        let identity = plan
+            .models
+            .identity(&name, store)
+            .map_err(|e| format!("model `{name}` (from `with.{field}`): {e}"))?;
+        models.insert(name.clone(), identity);
+        if plan.models.in_process(&name) {
+            let resolved = plan.models.backend().map_err(|e| e.to_string())?;
+            backend = Some(resolved.name.to_string());
+        }
+    }
     Ok(StageKey {
         kind: stage.kind.kind().to_string(),
         version: stage.kind.version(),
@@ -160,8 +173,8 @@ pub fn stage_key(
         inputs,
         files,
         embedded,
-        models: BTreeMap::new(),
-        backend: None,
+        models,
+        backend,
     })
 }
 
@@ -348,8 +361,11 @@ pub fn run(
         outcome: outcome.into(),
         accord_version: crate::VERSION.into(),
         commit: crate::COMMIT.map(String::from),
-        backend: None,
-        adapter: None,
+        backend: plan.models.resolved_backend().map(ToString::to_string),
+        adapter: plan
+            .models
+            .resolved_backend()
+            .and_then(|b| b.adapter.clone()),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         stages: results
             .iter()
@@ -538,16 +554,27 @@ fn compute(
             batch,
         });
     }
+    let rows = store.row_cache(stage.kind.kind());
     let ctx = StageContext {
         name: &stage.name,
         seed: stage.seed,
         spec_dir: &plan.loaded.dir,
         inputs,
         work_dir: store.work_dir(key),
+        rows: &rows,
+        models: &plan.models,
         progress: bar,
         cancel,
     };
-    let batch = stage.kind.run(&stage.params, &ctx)?;
+    let outcome = stage.kind.run(&stage.params, &ctx);
+    let (computed, cached) = rows.counts();
+    if computed + cached > 0 {
+        progress.println(&format!(
+            "{}: {computed} computed, {cached} cached",
+            stage.name
+        ));
+    }
+    let batch = outcome?;
     ctx.check_cancelled()?;
     let expected = stage.kind.output_schema();
     let produced = batch.schema();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use petgraph::graph::DiGraph;
 
+use crate::llm::hub::ModelHub;
 use crate::registry::Registry;
 use crate::seed::derive_stage_seed;
 use crate::spec::LoadedSpec;
@@ -33,6 +34,8 @@ pub struct PlannedStage {
 pub struct Plan {
     pub loaded: LoadedSpec,
     pub stages: Vec<PlannedStage>,
+    /// The spec's models, fetched and loaded only when a stage needs them.
+    pub models: Arc<ModelHub>,
 }
 
 /// How `accord dag` draws the graph.
@@ -104,7 +107,16 @@ impl Plan {
                 }
             })
             .collect();
-        Plan { loaded, stages }
+        let models = Arc::new(ModelHub::new(
+            loaded.spec.models.clone(),
+            &loaded.dir,
+            loaded.spec.backend,
+        ));
+        Plan {
+            loaded,
+            stages,
+            models,
+        }
     }
 
     pub fn index_of(&self, name: &str) -> Option<usize> {

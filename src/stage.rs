@@ -20,7 +20,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::llm::hub::ModelHub;
 use crate::progress::StageProgress;
+use crate::store::row_cache::RowCache;
 
 /// A kind of stage, implemented by library users and by `accord` itself.
 pub trait Stage: Send + Sync + 'static {
@@ -126,8 +128,12 @@ pub struct StageContext<'a> {
     pub spec_dir: &'a Path,
     /// Outputs of the stages in `needs`, in that order.
     pub inputs: Vec<Input>,
-    /// A folder for row caches and checkpoints in progress, kept across interruptions.
+    /// A folder for checkpoints in progress, kept across interruptions.
     pub work_dir: PathBuf,
+    /// Finished rows under their own keys (see [`crate::store::row_cache`]).
+    pub rows: &'a RowCache,
+    /// The spec's models, loaded on first use.
+    pub models: &'a ModelHub,
     pub progress: &'a StageProgress,
     pub cancel: &'a AtomicBool,
 }

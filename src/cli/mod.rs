@@ -50,6 +50,26 @@ pub struct SpecArgs {
     /// Override a spec field, e.g. `--set stages.train.with.lr=1e-5` (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub sets: Vec<String>,
+
+    /// Where in-process models run, overriding the spec's `backend:` (same as
+    /// `--set backend=…`).
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::spec::Backend>,
+}
+
+impl SpecArgs {
+    /// The `--set` overrides, `--backend` included.
+    pub fn overrides(&self) -> Vec<String> {
+        let mut sets = self.sets.clone();
+        if let Some(backend) = self.backend {
+            let name = clap::ValueEnum::to_possible_value(&backend)
+                .expect("backends have names")
+                .get_name()
+                .to_string();
+            sets.push(format!("backend={name}"));
+        }
+        sets
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,7 +236,7 @@ pub(crate) fn plan_or_report(
     registry: &Registry,
 ) -> std::io::Result<Option<Plan>> {
     let options = LoadOptions {
-        overrides: spec.sets.clone(),
+        overrides: spec.overrides(),
     };
     match load(&spec.spec, &options, registry) {
         Ok(loaded) => Ok(Some(Plan::new(loaded, registry))),

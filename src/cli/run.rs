@@ -36,7 +36,7 @@ pub fn run(
     let options = ExecOptions {
         jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         on_error,
-        overrides: spec.sets.clone(),
+        overrides: spec.overrides(),
     };
     let progress = if quiet {
         Progress::quiet()

@@ -18,6 +18,7 @@ pub mod chat;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod hub;
 pub mod loaded;
 pub mod mlp;
 pub mod model;

@@ -4,6 +4,7 @@
 //! generated from those (`accord schema --artifacts`).
 
 pub mod dilemma_library;
+pub mod llm_dilemmas;
 pub mod persona_library;
 pub mod persona_pairing;
 pub mod prompt_synthesis;

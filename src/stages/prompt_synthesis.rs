@@ -7,7 +7,7 @@
 //! the output has exactly `count` rows — or the stage fails up front when the library
 //! cannot supply that many. Because row *i* depends only on the seed, *i* and the rows
 //! before it, raising `count` keeps the earlier rows (and downstream row caches redo only
-//! the new ones). The LLM-generated mode comes with the model engine.
+//! the new ones). With `mode: llm` a model writes them instead (see [`super::llm_dilemmas`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::dilemma_library::{self, DilemmaLibrary, Template, Tier};
+use super::llm_dilemmas;
 use crate::seed::SeededRng;
 use crate::stage::{Resource, Stage, StageContext, StageError};
 use crate::table;
@@ -32,6 +33,8 @@ pub enum SynthesisMode {
     /// Fill the slots of the library's scenario templates.
     #[default]
     Templates,
+    /// Ask `model` to write each dilemma from seeded tier, domain and persona cues.
+    Llm,
 }
 
 /// Parameters of `prompt_synthesis`.
@@ -54,6 +57,57 @@ pub struct Params {
     /// How dilemmas are made.
     #[serde(default)]
     pub mode: SynthesisMode,
+    /// `mode: llm`: the spec model that writes the dilemmas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `mode: llm`: a Jinja template for the request, replacing the built-in one
+    /// (variables `tier`, `tier_description`, `domain`, `persona_name`, `persona_profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_file: Option<PathBuf>,
+    /// `mode: llm`: sampling temperature.
+    #[serde(default = "default_temperature")]
+    pub temperature: f32,
+    /// `mode: llm`: nucleus sampling mass.
+    #[serde(default = "default_top_p")]
+    pub top_p: f32,
+    /// `mode: llm`: the longest reply, in tokens.
+    #[serde(default = "default_max_new_tokens")]
+    pub max_new_tokens: usize,
+    /// `mode: llm`: replies tried per row before the stage gives up on it (a reply must
+    /// hold a dilemma and repeat no earlier one).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: usize,
+    /// `mode: llm`: text the model's reply starts with, written for it (steers small
+    /// models into the dilemma itself; empty: none).
+    #[serde(default = "default_reply_prefix")]
+    pub reply_prefix: String,
+    /// `mode: llm`: rows generated in one batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_temperature() -> f32 {
+    0.7
+}
+
+fn default_top_p() -> f32 {
+    0.95
+}
+
+fn default_max_new_tokens() -> usize {
+    120
+}
+
+fn default_reply_prefix() -> String {
+    "You are".into()
+}
+
+fn default_max_attempts() -> usize {
+    4
+}
+
+fn default_batch_size() -> usize {
+    8
 }
 
 fn default_count() -> usize {
@@ -91,7 +145,8 @@ impl Stage for PromptSynthesis {
             table::column(
                 "template",
                 DataType::Utf8,
-                "The id of the library template it was filled from.",
+                "The id of the library template it was filled from; with `mode: llm`, \
+                 `llm:` and the id of the persona cue.",
             ),
             table::column(
                 "text",
@@ -112,6 +167,21 @@ impl Stage for PromptSynthesis {
         if params.tiers.is_empty() {
             problems.push(("tiers".into(), "`tiers` is empty".into()));
         }
+        if params.mode == SynthesisMode::Llm && params.model.is_none() {
+            problems.push((
+                "model".into(),
+                "`mode: llm` needs `model`, the name of a model under `models:`".into(),
+            ));
+        }
+        if params.temperature.is_nan() || params.temperature < 0.0 {
+            problems.push(("temperature".into(), "must be 0 or more".into()));
+        }
+        if !(params.top_p > 0.0 && params.top_p <= 1.0) {
+            problems.push(("top_p".into(), "must be in (0, 1]".into()));
+        }
+        if params.max_attempts == 0 {
+            problems.push(("max_attempts".into(), "must be at least 1".into()));
+        }
         problems
     }
 
@@ -128,7 +198,32 @@ impl Stage for PromptSynthesis {
     }
 
     fn resources(&self, params: &Params) -> Vec<Resource> {
-        super::library_resource(&params.library, "dilemma library", dilemma_library::BUILTIN)
+        let mut resources =
+            super::library_resource(&params.library, "dilemma library", dilemma_library::BUILTIN);
+        if params.mode == SynthesisMode::Llm {
+            resources.push(match &params.prompt_file {
+                Some(path) => Resource::File {
+                    field: "prompt_file".into(),
+                    path: path.clone(),
+                },
+                None => Resource::Embedded {
+                    name: "dilemma request",
+                    bytes: llm_dilemmas::BUILTIN_PROMPT.as_bytes(),
+                },
+            });
+            resources.push(Resource::Embedded {
+                name: "persona library",
+                bytes: super::persona_library::BUILTIN.as_bytes(),
+            });
+        }
+        resources
+    }
+
+    fn models(&self, params: &Params) -> Vec<(&'static str, String)> {
+        match (&params.mode, &params.model) {
+            (SynthesisMode::Llm, Some(model)) => vec![("model", model.clone())],
+            _ => Vec::new(),
+        }
     }
 
     fn run(&self, params: &Params, ctx: &StageContext) -> Result<RecordBatch, StageError> {
@@ -138,7 +233,10 @@ impl Stage for PromptSynthesis {
             DilemmaLibrary::builtin(),
             DilemmaLibrary::parse,
         )?;
-        let rows = synthesise(&library, params, ctx)?;
+        let rows = match params.mode {
+            SynthesisMode::Templates => synthesise(&library, params, ctx)?,
+            SynthesisMode::Llm => llm_dilemmas::write(&library, params, ctx)?,
+        };
         let schema = Stage::output_schema(self);
         table::batch(
             &schema,

@@ -26,6 +26,7 @@ pub mod gc;
 pub mod key;
 pub mod lock;
 pub mod records;
+pub mod row_cache;
 
 use std::io;
 use std::path::{Path, PathBuf};

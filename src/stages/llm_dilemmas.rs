@@ -1,0 +1,362 @@
+//! `prompt_synthesis` with `mode: llm`: a model writes the dilemmas from seeded cues.
+//!
+//! Row *i* gets its tier from `tiers[i % len]` and a domain and a persona drawn from a
+//! stream seeded by the stage seed and *i*. The cues fill a Jinja prompt (built in, or
+//! `with.prompt_file`), which the model answers in its chat format, sampling from a stream
+//! seeded by the stage seed, *i* and the attempt number. A reply is parsed into a dilemma
+//! (labels and quotes dropped, cut after its last question mark); a row takes its first
+//! attempt that parses and does not repeat a dilemma of an earlier row, so the output does
+//! not depend on batching. Every reply is kept in the row cache under a key of what it
+//! depends on (model, backend, prompt, sampling, seed), so raising `count` or resuming an
+//! interrupted run generates only what is new.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::dilemma_library::{DilemmaLibrary, Tier};
+use super::persona_library::PersonaLibrary;
+use super::prompt_synthesis::{Dilemma, Params};
+use crate::llm::chat::Message;
+use crate::llm::generate::{Request, generate};
+use crate::llm::sampling::Sampling;
+use crate::seed::SeededRng;
+use crate::stage::{StageContext, StageError};
+use crate::store::row_cache::row_key;
+
+/// The built-in request template.
+pub const BUILTIN_PROMPT: &str = include_str!("../../data/prompts/write_dilemma.jinja");
+
+/// What the row cache keeps of one reply.
+#[derive(Serialize, Deserialize)]
+struct Reply {
+    text: String,
+}
+
+/// Row *i*'s cues.
+struct Cues {
+    tier: Tier,
+    domain: String,
+    persona: String,
+    prompt: String,
+}
+
+fn tier_description(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Professional => "a high-stakes decision someone must make in their professional role",
+        Tier::Interpersonal => "a conflict between people who know each other well",
+        Tier::Everyday => "a small, common choice in everyday life",
+    }
+}
+
+/// The question a dilemma that lacks one ends with.
+const DEFAULT_QUESTION: &str = "What should you do?";
+
+/// The dilemma in a model's reply, or `None` when it has none: the first paragraph,
+/// without a leading label or quotes, cut after its last question, or — when it asks none
+/// but has at least two whole sentences — cut after its last sentence and ending with
+/// "What should you do?".
+pub fn parse_reply(reply: &str) -> Option<String> {
+    let mut text = reply.trim().split("\n\n").next().unwrap_or("");
+    // Drop a leading label such as `Dilemma:` or `**Scenario:**`.
+    if let Some((head, rest)) = text.split_once(':')
+        && head.len() <= 24
+        && !head.contains('?')
+        && head
+            .trim_matches(|c: char| c == '*' || c == '#' || c.is_whitespace())
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == ' ')
+    {
+        text = rest;
+    }
+    let text = text.trim_matches(|c: char| c == '"' || c == '*' || c.is_whitespace());
+    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let dilemma = match text.rfind('?') {
+        Some(end) => text[..=end].to_string(),
+        None => {
+            let ends: Vec<usize> = text.match_indices(['.', '!']).map(|(i, _)| i).collect();
+            if ends.len() < 2 {
+                return None;
+            }
+            format!("{} {DEFAULT_QUESTION}", &text[..=ends[ends.len() - 1]])
+        }
+    };
+    (dilemma.len() >= 60).then_some(dilemma)
+}
+
+/// A dilemma's text reduced for duplicate detection.
+fn normalised(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Writes `params.count` distinct dilemmas with the model `params.model`.
+pub fn write(
+    library: &DilemmaLibrary,
+    params: &Params,
+    ctx: &StageContext,
+) -> Result<Vec<Dilemma>, StageError> {
+    let name = params
+        .model
+        .as_deref()
+        .ok_or_else(|| StageError::Failed("`mode: llm` needs `model`".into()))?;
+    let failed = |e: crate::llm::LlmError| StageError::Failed(format!("model `{name}`: {e}"));
+    let prompt_source = match &params.prompt_file {
+        Some(path) => {
+            let path = ctx.resolve(path);
+            std::fs::read_to_string(&path).map_err(|source| StageError::Read { path, source })?
+        }
+        None => BUILTIN_PROMPT.to_string(),
+    };
+    let mut domains: Vec<String> = if params.domains.is_empty() {
+        library.templates.iter().map(|t| t.domain.clone()).collect()
+    } else {
+        params.domains.clone()
+    };
+    domains.sort();
+    domains.dedup();
+    let personas = PersonaLibrary::builtin();
+    let mut env = minijinja::Environment::new();
+    env.add_template("prompt", &prompt_source)
+        .map_err(|e| StageError::Failed(format!("prompt template: {e}")))?;
+    let template = env.get_template("prompt").expect("just added");
+    let cues: Vec<Cues> = (0..params.count)
+        .map(|i| {
+            let tier = params.tiers[i % params.tiers.len()];
+            let mut rng = SeededRng::new(ctx.seed, &[b"llm-cues", &(i as u64).to_le_bytes()]);
+            let domain = domains[rng.below(domains.len())].clone();
+            let persona = &personas.personas[rng.below(personas.personas.len())];
+            let prompt = template
+                .render(minijinja::context! {
+                    tier => tier.name(),
+                    tier_description => tier_description(tier),
+                    domain => domain.clone(),
+                    persona_name => persona.name.clone(),
+                    persona_profile => personas.profile(persona).replace("Your ", "Their "),
+                })
+                .map_err(|e| StageError::Failed(format!("prompt template: {e}")))?;
+            Ok(Cues {
+                tier,
+                domain,
+                persona: persona.id.clone(),
+                prompt: prompt.trim().to_string(),
+            })
+        })
+        .collect::<Result<_, StageError>>()?;
+
+    let identity = ctx.models.identity_seen(name);
+    let backend = ctx.models.backend().map_err(failed)?.name;
+    let sampling = Sampling {
+        temperature: params.temperature,
+        top_k: 0,
+        top_p: params.top_p,
+    };
+    let reply_key = |i: usize, attempt: usize| {
+        row_key(&json!({
+            "what": "prompt_synthesis/llm reply",
+            "model": identity,
+            "backend": backend,
+            "prompt": cues[i].prompt,
+            "sampling": sampling,
+            "max_new_tokens": params.max_new_tokens,
+            "reply_prefix": params.reply_prefix,
+            "seed": reply_seed(ctx.seed, i, attempt),
+        }))
+    };
+
+    // replies[i][a]: attempt a of row i, once generated or read from the cache.
+    let mut replies: Vec<Vec<String>> = vec![Vec::new(); params.count];
+    let mut generated = vec![false; params.count];
+    ctx.progress.set_total(params.count as u64);
+    let mut reported = 0;
+    loop {
+        ctx.check_cancelled()?;
+        let (chosen, need) = resolve(&replies, params.max_attempts);
+        let done = chosen.iter().flatten().count() as u64;
+        if done > reported {
+            ctx.progress.advance(done - reported);
+            reported = done;
+        }
+        if need.is_empty() {
+            let mut rows = Vec::with_capacity(params.count);
+            for (i, choice) in chosen.into_iter().enumerate() {
+                let Some((_, text)) = choice else {
+                    let last = replies[i].last().map_or("", String::as_str);
+                    return Err(StageError::Failed(format!(
+                        "row {i}: after {} attempt(s) the model wrote no usable, new dilemma \
+                         (a reply needs a first paragraph of 60 characters with a question or \
+                         two sentences; the last was {:?}); raise `max_attempts`, lower \
+                         `temperature` or use a larger model",
+                        params.max_attempts,
+                        last.chars().take(200).collect::<String>()
+                    )));
+                };
+                ctx.rows.tally(!generated[i]);
+                let cue = &cues[i];
+                let id = blake3::hash(format!("{}\n{}\n{text}", cue.tier, cue.domain).as_bytes())
+                    .to_hex()[..12]
+                    .to_string();
+                rows.push(Dilemma {
+                    id,
+                    tier: cue.tier,
+                    domain: cue.domain.clone(),
+                    template: format!("llm:{}", cue.persona),
+                    text,
+                });
+            }
+            return Ok(rows);
+        }
+        // The next attempt of every row that needs one: from the cache, else generated.
+        let mut missing = Vec::new();
+        for &i in &need {
+            let attempt = replies[i].len();
+            match ctx.rows.get::<Reply>(&reply_key(i, attempt)) {
+                Some(reply) => replies[i].push(reply.text),
+                None => missing.push(i),
+            }
+        }
+        if missing.is_empty() {
+            continue;
+        }
+        let model = ctx.models.load(name).map_err(failed)?;
+        for chunk in missing.chunks(params.batch_size.max(1)) {
+            ctx.check_cancelled()?;
+            let mut requests = Vec::with_capacity(chunk.len());
+            for &i in chunk {
+                let mut text = model
+                    .chat_prompt(&[Message::new("user", &cues[i].prompt)])
+                    .map_err(failed)?;
+                text.push_str(&params.reply_prefix);
+                requests.push(Request {
+                    prompt: model.tokenizer.encode(&text).map_err(failed)?,
+                    sampling,
+                    max_new_tokens: params.max_new_tokens,
+                    seed: reply_seed(ctx.seed, i, replies[i].len()),
+                    // The dilemma is the first paragraph.
+                    stop_strings: vec!["\n\n".into()],
+                });
+            }
+            let completions = generate(
+                &model.model,
+                &model.tokenizer,
+                &requests,
+                &model.stop_tokens,
+                |_, _| {},
+            )
+            .map_err(failed)?;
+            for (&i, completion) in chunk.iter().zip(completions) {
+                let key = reply_key(i, replies[i].len());
+                let reply = Reply {
+                    text: format!("{}{}", params.reply_prefix, completion.text),
+                };
+                ctx.rows
+                    .put(&key, &reply)
+                    .map_err(|e| StageError::Failed(e.to_string()))?;
+                replies[i].push(reply.text);
+                generated[i] = true;
+            }
+        }
+    }
+}
+
+/// The sampling seed of attempt `attempt` of row `row`.
+fn reply_seed(seed: u64, row: usize, attempt: usize) -> u64 {
+    SeededRng::new(
+        seed,
+        &[
+            b"llm-reply",
+            &(row as u64).to_le_bytes(),
+            &(attempt as u64).to_le_bytes(),
+        ],
+    )
+    .next_u64()
+}
+
+/// Each row's first reply that parses and repeats no earlier row's choice, with its
+/// attempt number, and the rows that need another attempt to have one.
+#[allow(clippy::type_complexity)]
+fn resolve(
+    replies: &[Vec<String>],
+    max_attempts: usize,
+) -> (Vec<Option<(usize, String)>>, Vec<usize>) {
+    let mut seen = HashSet::new();
+    let mut chosen = Vec::with_capacity(replies.len());
+    let mut need = Vec::new();
+    for (i, attempts) in replies.iter().enumerate() {
+        let pick = attempts.iter().enumerate().find_map(|(a, reply)| {
+            let text = parse_reply(reply)?;
+            (!seen.contains(&normalised(&text))).then_some((a, text))
+        });
+        match &pick {
+            Some((_, text)) => {
+                seen.insert(normalised(text));
+            }
+            None if attempts.len() < max_attempts => need.push(i),
+            None => {}
+        }
+        chosen.push(pick);
+    }
+    (chosen, need)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_parsed_into_dilemmas() {
+        assert_eq!(
+            parse_reply(
+                "Dilemma: \"You manage a small clinic and must choose who gets the last vaccine dose. Do you?\" Thanks!"
+            ),
+            Some(
+                "You manage a small clinic and must choose who gets the last vaccine dose. Do you?"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_reply(
+                "**Scenario:**\n You found a wallet\n with cash and an ID card near your door. Keep it?"
+            ),
+            Some("You found a wallet with cash and an ID card near your door. Keep it?".into())
+        );
+        assert_eq!(
+            parse_reply(
+                "You own a bakery. A regular asks for credit again.\n\nThis dilemma is hard."
+            ),
+            Some("You own a bakery. A regular asks for credit again. What should you do?".into()),
+            "a first paragraph without a question gets the default one"
+        );
+        assert_eq!(
+            parse_reply("One sentence only and no question here at all, sadly"),
+            None
+        );
+        assert_eq!(parse_reply("Short?"), None);
+    }
+
+    #[test]
+    fn rows_take_their_first_new_parsable_reply() {
+        let q = |s: &str| {
+            format!("You must decide something hard about {s} today, with no time left. What now?")
+        };
+        let replies = vec![
+            vec!["nonsense".to_string(), q("a")],
+            vec![q("a"), q("b")],
+            vec!["nonsense".to_string()],
+        ];
+        let (chosen, need) = resolve(&replies, 3);
+        assert_eq!(chosen[0].as_ref().unwrap().0, 1);
+        assert_eq!(
+            chosen[1].as_ref().unwrap().0,
+            1,
+            "row 1 skips row 0's dilemma"
+        );
+        assert!(chosen[2].is_none());
+        assert_eq!(need, vec![2]);
+        let (_, need) = resolve(&replies, 1);
+        assert!(need.is_empty(), "no attempts left");
+    }
+}
