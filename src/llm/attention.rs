@@ -1,19 +1,19 @@
 //! Grouped-query self-attention with a key/value cache.
 
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, DType, Tensor};
 
+use super::dense::Dense;
 use super::rope;
 
 /// Self-attention with `H` query heads sharing `K` key/value heads.
 #[derive(Module, Debug)]
 pub struct Attention {
-    pub q_proj: Linear,
-    pub k_proj: Linear,
-    pub v_proj: Linear,
-    pub o_proj: Linear,
+    pub q_proj: Dense,
+    pub k_proj: Dense,
+    pub v_proj: Dense,
+    pub o_proj: Dense,
     pub num_heads: usize,
     pub num_kv_heads: usize,
     pub head_dim: usize,
@@ -67,16 +67,15 @@ impl Attention {
         });
         let s = keys.dims()[2];
         let group = h / k;
-        // Each key/value head serves `group` query heads: q as [B, K, G, T, D].
-        let q = q.reshape([b, k, group, t, d]);
-        let keys = keys.unsqueeze_dim::<5>(2); // [B, K, 1, S, D]
-        let values = values.unsqueeze_dim::<5>(2); // [B, K, 1, S, D]
-        // scores: [B, K, G, T, S]
-        let scores = q.matmul(keys.swap_dims(3, 4)) * (1.0 / (d as f64).sqrt());
+        // Each key/value head serves `group` query heads: fold them into the query rows,
+        // q: [B, K, G·T, D], so one batched product per key/value head serves them all.
+        let q = q.reshape([b, k, group * t, d]);
+        // scores: [B, K, G·T, S]
+        let scores = q.matmul(keys.swap_dims(2, 3)) * (1.0 / (d as f64).sqrt());
         let mask = mask
             .clone()
-            .unsqueeze_dim::<5>(1)
-            .expand([b, k, group, t, s]);
+            .repeat_dim(2, group)
+            .expand([b, k, group * t, s]);
         // The most negative value f16 holds: a row with every key masked (a padding query)
         // then stays finite instead of turning to NaN and poisoning the values it touches.
         let hidden = if scores.dtype() == DType::F16 {
@@ -84,9 +83,8 @@ impl Attention {
         } else {
             -1.0e9
         };
-        let scores = scores.mask_fill(mask, hidden);
-        let weights = softmax(scores, 4);
-        // out: [B, K, G, T, D] -> [B, T, H·D]
+        let weights = softmax(scores.mask_fill(mask, hidden), 3);
+        // out: [B, K, G·T, D] = [B, H, T, D] -> [B, T, H·D]
         let out = weights
             .matmul(values)
             .reshape([b, h, t, d])

@@ -1,15 +1,16 @@
 //! The SwiGLU feed-forward block: `down(silu(gate(x)) · up(x))`.
 
 use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 
+use super::dense::Dense;
+
 #[derive(Module, Debug)]
 pub struct Mlp {
-    pub gate_proj: Linear,
-    pub up_proj: Linear,
-    pub down_proj: Linear,
+    pub gate_proj: Dense,
+    pub up_proj: Dense,
+    pub down_proj: Dense,
 }
 
 impl Mlp {

@@ -16,6 +16,7 @@ pub mod backend;
 pub mod block;
 pub mod chat;
 pub mod config;
+pub mod dense;
 pub mod error;
 pub mod generate;
 pub mod hub;

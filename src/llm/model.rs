@@ -6,31 +6,30 @@
 //! grows by concatenation; every row keeps its own positions.
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::nn::{Embedding, RmsNorm};
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
 
 use super::attention::{Attention, LayerCache};
 use super::block::DecoderLayer;
 use super::config::ModelConfig;
+use super::dense::{Dense, project};
 use super::error::LlmError;
 use super::mlp::Mlp;
 use super::rope::Rope;
 use super::weights::{HostTensor, WeightSource};
 use crate::spec::Dtype;
 
-/// A Llama-family decoder.
-///
-/// With tied embeddings the one embedding matrix is stored as the LM head uses it,
-/// `[C, V]`, and token lookups gather its columns: the head then needs no transpose of a
-/// `[V, C]` matrix on every step, and training still updates a single shared parameter.
+/// A Llama-family decoder. Weights keep Hugging Face's layouts (see [`Dense`]); with
+/// tied embeddings the LM head multiplies by the `[V, C]` embedding matrix itself, so
+/// training updates the one shared parameter.
 #[derive(Module, Debug)]
 pub struct LlamaModel {
-    /// `[V, C]`, or `[C, V]` when tied (see above).
+    /// `[V, C]`
     pub embed_tokens: Embedding,
     pub layers: Vec<DecoderLayer>,
     pub norm: RmsNorm,
     /// `None` when the LM head is tied to the embeddings.
-    pub lm_head: Option<Linear>,
+    pub lm_head: Option<Dense>,
     #[module(skip)]
     pub config: ModelConfig,
     #[module(skip)]
@@ -83,7 +82,7 @@ pub fn burn_dtype(dtype: Dtype) -> DType {
     }
 }
 
-/// A linear layer from an HF `[out, in]` weight (stored transposed, `[in, out]`, as burn does).
+/// A linear layer from an HF `[out, in]` weight.
 fn linear(
     weights: &mut dyn WeightSource,
     name: &str,
@@ -91,10 +90,8 @@ fn linear(
     d_out: usize,
     bias: bool,
     target: Target,
-) -> Result<Linear, LlmError> {
-    let weight = weights
-        .take(&format!("{name}.weight"), &[d_out, d_in])?
-        .transposed();
+) -> Result<Dense, LlmError> {
+    let weight = weights.take(&format!("{name}.weight"), &[d_out, d_in])?;
     let bias = if bias {
         Some(Param::from_tensor(vector(
             weights.take(&format!("{name}.bias"), &[d_out])?,
@@ -103,7 +100,7 @@ fn linear(
     } else {
         None
     };
-    Ok(Linear {
+    Ok(Dense {
         weight: Param::from_tensor(tensor(weight, target)),
         bias,
     })
@@ -214,11 +211,6 @@ impl LlamaModel {
         } else {
             Some(linear(weights, "lm_head", c, v, false, target)?)
         };
-        let embed = if config.tie_word_embeddings {
-            embed.transposed()
-        } else {
-            embed
-        };
         Ok(Self {
             embed_tokens: Embedding {
                 weight: Param::from_tensor(tensor(embed, target)),
@@ -290,24 +282,19 @@ impl LlamaModel {
 
     /// Token embeddings: `[B, T]` ids → `[B, T, C]`.
     fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        if !self.config.tie_word_embeddings {
-            return self.embed_tokens.forward(ids);
-        }
-        let [b, t] = ids.dims();
-        let c = self.config.hidden_size;
-        let columns = self
-            .embed_tokens
-            .weight
-            .val()
-            .select(1, ids.reshape([b * t])); // [C, B·T]
-        columns.transpose().reshape([b, t, c])
+        self.embed_tokens.forward(ids)
     }
 
     /// f32 logits for normalised hidden states: `[B, T, C]` → `[B, T, V]`.
     fn head(&self, x: Tensor<3>) -> Tensor<3> {
         let logits = match &self.lm_head {
             Some(head) => head.forward(x),
-            None => x.matmul(self.embed_tokens.weight.val().unsqueeze::<3>()), // [1, C, V]
+            None => {
+                let [b, t, c] = x.dims();
+                let weight = self.embed_tokens.weight.val(); // [V, C]
+                let v = weight.dims()[0];
+                project(x.reshape([b * t, c]), weight).reshape([b, t, v])
+            }
         };
         logits.cast(DType::F32)
     }

@@ -21,23 +21,6 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
-impl HostTensor {
-    /// The transpose of a matrix.
-    pub fn transposed(self) -> HostTensor {
-        let [rows, cols] = [self.shape[0], self.shape[1]];
-        let mut data = vec![0.0; self.data.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                data[c * rows + r] = self.data[r * cols + c];
-            }
-        }
-        HostTensor {
-            shape: vec![cols, rows],
-            data,
-        }
-    }
-}
-
 /// Where a model's weights come from.
 pub trait WeightSource {
     /// The file or folder, for messages.
