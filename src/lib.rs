@@ -9,6 +9,7 @@
 pub mod canonical;
 pub mod cli;
 pub mod exec;
+pub mod judge;
 pub mod llm;
 pub mod output;
 pub mod plan;

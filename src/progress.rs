@@ -159,6 +159,15 @@ impl StageProgress {
         }
     }
 
+    /// Prints a line that stays (a result worth reading, such as a judge's self-agreement).
+    pub fn note(&self, line: &str) {
+        if let Some(bar) = &self.bar {
+            bar.println(line);
+        } else if self.lines {
+            anstream::eprintln!("{line}");
+        }
+    }
+
     /// Removes the bar; the caller prints the outcome.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

@@ -26,6 +26,8 @@ impl Registry {
         Self::empty()
             .with(crate::stages::prompt_synthesis::PromptSynthesis)
             .with(crate::stages::persona_pairing::PersonaPairing)
+            .with(crate::stages::rollout::Rollout)
+            .with(crate::stages::judge::Judge)
     }
 
     /// Adds (or replaces) a kind.

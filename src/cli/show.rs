@@ -83,7 +83,10 @@ fn render(
             let shown = df.height();
             return Ok(format!("{df}\n{shown} of {} rows\n", total_rows(path)));
         }
-        ShowFormat::Csv => CsvWriter::new(&mut out).finish(&mut df)?,
+        ShowFormat::Csv => {
+            lists_as_text(&mut df)?;
+            CsvWriter::new(&mut out).finish(&mut df)?
+        }
         ShowFormat::Json => {
             JsonWriter::new(&mut out)
                 .with_json_format(JsonFormat::Json)
@@ -92,6 +95,36 @@ fn render(
         }
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Replaces list columns (token ids, log-probs), which CSV cannot hold, with their text
+/// `[1, 2, 3]`.
+fn lists_as_text(df: &mut polars::prelude::DataFrame) -> polars::prelude::PolarsResult<()> {
+    use polars::prelude::*;
+    let lists: Vec<PlSmallStr> = df
+        .columns()
+        .iter()
+        .filter(|c| matches!(c.dtype(), DataType::List(_)))
+        .map(|c| c.name().clone())
+        .collect();
+    for name in lists {
+        let series = df.column(&name)?.as_materialized_series().clone();
+        let text: Vec<Option<String>> = (0..series.len())
+            .map(|i| match series.get(i) {
+                Ok(AnyValue::List(items)) => Some(format!(
+                    "[{}]",
+                    items
+                        .iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                _ => None,
+            })
+            .collect();
+        df.replace(&name, Series::new(name.clone(), text).into())?;
+    }
+    Ok(())
 }
 
 fn total_rows(path: &std::path::Path) -> u64 {

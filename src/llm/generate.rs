@@ -58,6 +58,12 @@ pub fn generate(
         return Err(LlmError::Generation("a prompt has no tokens".into()));
     }
     let room = model.config.max_positions.saturating_sub(longest);
+    if room == 0 {
+        return Err(LlmError::Generation(format!(
+            "a prompt of {longest} tokens fills the model's context of {} tokens; shorten the prompt (fewer `context_turns`, a shorter template)",
+            model.config.max_positions
+        )));
+    }
     let mut rngs: Vec<SeededRng> = requests
         .iter()
         .map(|r| SeededRng::new(r.seed, &[b"sample"]))

@@ -3,11 +3,14 @@
 //! Every kind documents its output columns in its Arrow schema; `schemas/artifacts.md` is
 //! generated from those (`accord schema --artifacts`).
 
+pub mod dialogue;
 pub mod dilemma_library;
+pub mod judge;
 pub mod llm_dilemmas;
 pub mod persona_library;
 pub mod persona_pairing;
 pub mod prompt_synthesis;
+pub mod rollout;
 
 use std::borrow::Cow;
 use std::path::PathBuf;

@@ -1,0 +1,582 @@
+//! `judge`: scores each dialogue of a `rollout` for Collective Agency (CA), 0–5.
+//!
+//! With an in-process model the judge is asked the rubric (built in:
+//! `data/rubrics/collective_agency.jinja`; or `with.rubric_file`) and the score is the
+//! expectation of its next-token distribution over the digits 0–5, so every dialogue gets a
+//! valid score; each party's satisfaction is read the same way, and a short rationale is
+//! generated after the rating. Dialogues without agreement get `no_agreement_score`
+//! (default 0, as in the paper) without asking the judge, unless it is `null`.
+//!
+//! `repeats: k` samples k ratings from the judge's distribution (at `repeat_temperature`)
+//! for a seeded sample of dialogues and reports how much they agree
+//! ([`crate::judge::reliability`]). Each dialogue's judgement is cached per row.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Float64Builder, ListBuilder, UInt32Builder,
+};
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::judge::reliability::reliability;
+use crate::llm::chat::Message;
+use crate::llm::choice::{answer_distribution, answer_tokens, next_token_logprobs};
+use crate::llm::generate::{Request, generate};
+use crate::llm::sampling::Sampling;
+use crate::seed::SeededRng;
+use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
+use crate::store::row_cache::row_key;
+use crate::table;
+
+pub const RUBRIC: &str = include_str!("../../data/rubrics/collective_agency.jinja");
+pub const SATISFACTION: &str = include_str!("../../data/prompts/party_satisfaction.jinja");
+pub const RATIONALE: &str = include_str!("../../data/prompts/judge_rationale.jinja");
+
+const DIGITS: [&str; 6] = ["0", "1", "2", "3", "4", "5"];
+
+/// Collective Agency judging.
+pub struct Judge;
+
+/// Parameters of `judge`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The judge: a spec model.
+    pub model: String,
+    /// A Jinja rubric replacing the built-in Collective Agency one (variables `dilemma`,
+    /// `parties`, `transcript`, `summary`, `agreed`); the reply must start with a digit 0–5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rubric_file: Option<PathBuf>,
+    /// A Jinja question replacing the built-in per-party satisfaction one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satisfaction_file: Option<PathBuf>,
+    /// The CA score of a dialogue without agreement, given without asking the judge
+    /// (the paper: 0); `null` asks the judge anyway.
+    #[serde(default = "default_no_agreement_score")]
+    pub no_agreement_score: Option<f64>,
+    /// The longest rationale, in tokens (0: none).
+    #[serde(default = "default_rationale_tokens")]
+    pub rationale_tokens: usize,
+    /// Ratings sampled per dialogue to measure the judge's self-agreement (0: none).
+    #[serde(default)]
+    pub repeats: usize,
+    /// Temperature of the sampled ratings.
+    #[serde(default = "default_repeat_temperature")]
+    pub repeat_temperature: f64,
+    /// How many dialogues (a seeded sample) get repeated ratings.
+    #[serde(default = "default_repeat_sample")]
+    pub repeat_sample: usize,
+    /// Dialogues judged in one batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_no_agreement_score() -> Option<f64> {
+    Some(0.0)
+}
+fn default_rationale_tokens() -> usize {
+    64
+}
+fn default_repeat_temperature() -> f64 {
+    1.0
+}
+fn default_repeat_sample() -> usize {
+    32
+}
+fn default_batch_size() -> usize {
+    16
+}
+
+/// One party as the rubric sees it.
+#[derive(Debug, Clone, Serialize)]
+struct Party {
+    name: String,
+    profile: String,
+}
+
+/// One dialogue, read back from the rollout table.
+struct Case {
+    dialogue_id: String,
+    group_id: String,
+    dilemma: String,
+    parties: Vec<Party>,
+    transcript: String,
+    summary: String,
+    agreed: bool,
+}
+
+/// What the row cache keeps of one judgement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Judgement {
+    /// P(rating = k), k = 0..=5; empty when the judge was not asked.
+    distribution: Vec<f64>,
+    ca_score: f64,
+    satisfaction: Vec<f64>,
+    rationale: String,
+}
+
+fn list_of(item: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", item, true)))
+}
+
+fn render(source: &str, context: minijinja::Value) -> Result<String, StageError> {
+    let mut env = minijinja::Environment::new();
+    env.add_template("t", source)
+        .map_err(|e| StageError::Failed(format!("template: {e}")))?;
+    Ok(env
+        .get_template("t")
+        .expect("just added")
+        .render(context)
+        .map_err(|e| StageError::Failed(format!("template: {e}")))?
+        .trim()
+        .to_string())
+}
+
+fn expectation(distribution: &[f64]) -> f64 {
+    distribution
+        .iter()
+        .enumerate()
+        .map(|(k, p)| k as f64 * p)
+        .sum()
+}
+
+/// The dialogues of a rollout table, in order of first appearance.
+fn cases(input: &crate::stage::Input) -> Result<Vec<Case>, StageError> {
+    let ids = table::string_column(input, "dialogue_id")?;
+    let groups = table::string_column(input, "group_id")?;
+    let kinds = table::string_column(input, "kind")?;
+    let names = table::string_column(input, "name")?;
+    let personas = table::string_column(input, "persona")?;
+    let texts = table::string_column(input, "text")?;
+    let dilemmas = table::string_column(input, "dilemma")?;
+    let speakers = input
+        .batch
+        .column_by_name("speaker")
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt32Array>())
+        .ok_or_else(|| StageError::MissingColumn {
+            input: input.name.clone(),
+            column: "speaker".into(),
+            expected: "UInt32",
+        })?;
+    let agreed = input
+        .batch
+        .column_by_name("agreed")
+        .and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
+        .ok_or_else(|| StageError::MissingColumn {
+            input: input.name.clone(),
+            column: "agreed".into(),
+            expected: "Boolean",
+        })?;
+    let mut order: Vec<String> = Vec::new();
+    let mut by_id: BTreeMap<String, Case> = BTreeMap::new();
+    for row in 0..input.batch.num_rows() {
+        let id = ids.value(row).to_string();
+        let case = by_id.entry(id.clone()).or_insert_with(|| {
+            order.push(id.clone());
+            Case {
+                dialogue_id: id.clone(),
+                group_id: groups.value(row).to_string(),
+                dilemma: dilemmas.value(row).to_string(),
+                parties: Vec::new(),
+                transcript: String::new(),
+                summary: String::new(),
+                agreed: agreed.value(row),
+            }
+        });
+        let speaker = speakers.value(row) as usize;
+        if case.parties.len() <= speaker {
+            case.parties.resize(
+                speaker + 1,
+                Party {
+                    name: String::new(),
+                    profile: String::new(),
+                },
+            );
+        }
+        case.parties[speaker] = Party {
+            name: names.value(row).to_string(),
+            profile: format!("{} ({})", names.value(row), personas.value(row)),
+        };
+        if kinds.value(row) == "summary" {
+            case.summary = texts.value(row).to_string();
+        } else {
+            if !case.transcript.is_empty() {
+                case.transcript.push('\n');
+            }
+            case.transcript
+                .push_str(&format!("{}: {}", names.value(row), texts.value(row)));
+        }
+    }
+    Ok(order
+        .into_iter()
+        .map(|id| by_id.remove(&id).expect("recorded"))
+        .collect())
+}
+
+impl Stage for Judge {
+    type Params = Params;
+    const KIND: &'static str = "judge";
+    const VERSION: u32 = 1;
+    const SUMMARY: &'static str =
+        "Collective Agency scores (0-5) of rollout dialogues, with per-party satisfaction.";
+
+    fn output_schema(&self) -> SchemaRef {
+        table::schema(vec![
+            table::column("dialogue_id", DataType::Utf8, "The dialogue judged."),
+            table::column(
+                "group_id",
+                DataType::Utf8,
+                "The dialogue's group (its pair).",
+            ),
+            table::column(
+                "ca_score",
+                DataType::Float64,
+                "Collective Agency, 0-5: the expected rating under the judge's distribution, or `no_agreement_score`.",
+            ),
+            table::column(
+                "ca_distribution",
+                list_of(DataType::Float64),
+                "P(rating = 0..5) from the judge; empty when the judge was not asked.",
+            ),
+            table::column(
+                "satisfaction",
+                list_of(DataType::Float64),
+                "Each party's expected satisfaction, 0-5, in speaker order; empty when not asked.",
+            ),
+            table::column(
+                "agreed",
+                DataType::Boolean,
+                "Whether the dialogue reached agreement (from the rollout).",
+            ),
+            table::column(
+                "judged",
+                DataType::Boolean,
+                "Whether the judge was asked (false: scored `no_agreement_score`).",
+            ),
+            table::column(
+                "rationale",
+                DataType::Utf8,
+                "The judge's short explanation.",
+            ),
+            table::column(
+                "repeat_ratings",
+                list_of(DataType::UInt32),
+                "Ratings sampled for the reliability check; empty for dialogues outside the sample.",
+            ),
+        ])
+    }
+
+    fn check_params(&self, params: &Params) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if params.repeats == 1 {
+            problems.push((
+                "repeats".into(),
+                "agreement needs at least 2 repeats (0 turns the check off)".into(),
+            ));
+        }
+        if params.repeat_temperature.is_nan() || params.repeat_temperature <= 0.0 {
+            problems.push(("repeat_temperature".into(), "must be above 0".into()));
+        }
+        problems
+    }
+
+    fn check_inputs(&self, _params: &Params, inputs: &[Upstream]) -> Result<(), String> {
+        match inputs {
+            [one] if one.kind == "rollout" => Ok(()),
+            _ => Err("`judge` reads one input: the dialogues of a `rollout` stage".into()),
+        }
+    }
+
+    fn resources(&self, params: &Params) -> Vec<Resource> {
+        let mut resources = Vec::new();
+        for (field, file, name, builtin) in [
+            ("rubric_file", &params.rubric_file, "CA rubric", RUBRIC),
+            (
+                "satisfaction_file",
+                &params.satisfaction_file,
+                "satisfaction question",
+                SATISFACTION,
+            ),
+        ] {
+            resources.push(match file {
+                Some(path) => Resource::File {
+                    field: field.into(),
+                    path: path.clone(),
+                },
+                None => Resource::Embedded {
+                    name,
+                    bytes: builtin.as_bytes(),
+                },
+            });
+        }
+        resources.push(Resource::Embedded {
+            name: "rationale request",
+            bytes: RATIONALE.as_bytes(),
+        });
+        resources
+    }
+
+    fn models(&self, params: &Params) -> Vec<(&'static str, String)> {
+        vec![("model", params.model.clone())]
+    }
+
+    fn run(&self, params: &Params, ctx: &StageContext) -> Result<RecordBatch, StageError> {
+        let [input] = ctx.inputs.as_slice() else {
+            return Err(StageError::Failed("`judge` needs exactly one input".into()));
+        };
+        if !ctx.models.in_process(&params.model) {
+            return Err(StageError::Failed(format!(
+                "model `{}` is an endpoint; `judge` runs in-process models only for now",
+                params.model
+            )));
+        }
+        let read = |path: &Option<PathBuf>, builtin: &str| match path {
+            Some(path) => {
+                let path = ctx.resolve(path);
+                std::fs::read_to_string(&path).map_err(|source| StageError::Read { path, source })
+            }
+            None => Ok(builtin.to_string()),
+        };
+        let rubric = read(&params.rubric_file, RUBRIC)?;
+        let satisfaction = read(&params.satisfaction_file, SATISFACTION)?;
+        let cases = cases(input)?;
+        let backend = ctx
+            .models
+            .backend()
+            .map_err(|e| StageError::Failed(e.to_string()))?
+            .name;
+        let identity = ctx.models.identity_seen(&params.model);
+        let keys: Vec<String> = cases
+            .iter()
+            .map(|c| {
+                row_key(&json!({
+                    "what": "judge dialogue",
+                    "version": Self::VERSION,
+                    "judge": identity,
+                    "backend": backend,
+                    "rubric": rubric,
+                    "satisfaction": satisfaction,
+                    "rationale": RATIONALE,
+                    "rationale_tokens": params.rationale_tokens,
+                    "no_agreement_score": params.no_agreement_score,
+                    "dilemma": c.dilemma,
+                    "parties": c.parties,
+                    "transcript": c.transcript,
+                    "summary": c.summary,
+                    "agreed": c.agreed,
+                }))
+            })
+            .collect();
+        let mut judgements: Vec<Option<Judgement>> = keys.iter().map(|k| ctx.rows.get(k)).collect();
+        ctx.progress.set_total(cases.len() as u64);
+        for _ in judgements.iter().flatten() {
+            ctx.rows.tally(true);
+            ctx.progress.advance(1);
+        }
+        // Dialogues without agreement take the fixed score when there is one.
+        for (i, case) in cases.iter().enumerate() {
+            if judgements[i].is_none()
+                && !case.agreed
+                && let Some(score) = params.no_agreement_score
+            {
+                let judgement = Judgement {
+                    distribution: Vec::new(),
+                    ca_score: score,
+                    satisfaction: Vec::new(),
+                    rationale: "no agreement".into(),
+                };
+                ctx.rows
+                    .put(&keys[i], &judgement)
+                    .map_err(|e| StageError::Failed(e.to_string()))?;
+                ctx.rows.tally(false);
+                ctx.progress.advance(1);
+                judgements[i] = Some(judgement);
+            }
+        }
+        let missing: Vec<usize> = (0..cases.len())
+            .filter(|&i| judgements[i].is_none())
+            .collect();
+        if !missing.is_empty() {
+            let failed = |e: crate::llm::LlmError| {
+                StageError::Failed(format!("model `{}`: {e}", params.model))
+            };
+            let model = ctx.models.load(&params.model).map_err(failed)?;
+            let digits = answer_tokens(&model.tokenizer, &DIGITS).map_err(failed)?;
+            let encode = |messages: &[Message]| -> Result<Vec<u32>, StageError> {
+                let text = model.chat_prompt(messages).map_err(failed)?;
+                model.tokenizer.encode(&text).map_err(failed)
+            };
+            let distributions = |prompts: &[Vec<u32>]| -> Result<Vec<Vec<f64>>, StageError> {
+                let logprobs = next_token_logprobs(&model.model, prompts).map_err(failed)?;
+                Ok(logprobs
+                    .iter()
+                    .map(|row| answer_distribution(row, &digits, 1.0))
+                    .collect())
+            };
+            for chunk in missing.chunks(params.batch_size.max(1)) {
+                ctx.check_cancelled()?;
+                let mut questions = Vec::new();
+                let mut rubric_prompts = Vec::new();
+                let mut party_prompts = Vec::new();
+                for &i in chunk {
+                    let c = &cases[i];
+                    let question = render(
+                        &rubric,
+                        minijinja::context! {
+                            dilemma => c.dilemma.clone(),
+                            parties => minijinja::value::Serde(c.parties.clone()),
+                            transcript => c.transcript.clone(),
+                            summary => c.summary.clone(),
+                            agreed => c.agreed,
+                        },
+                    )?;
+                    rubric_prompts.push(encode(&[Message::new("user", &question)])?);
+                    questions.push(question);
+                    for party in &c.parties {
+                        let ask = render(
+                            &satisfaction,
+                            minijinja::context! {
+                                dilemma => c.dilemma.clone(),
+                                party => minijinja::value::Serde(party.clone()),
+                                transcript => c.transcript.clone(),
+                                summary => c.summary.clone(),
+                            },
+                        )?;
+                        party_prompts.push(encode(&[Message::new("user", &ask)])?);
+                    }
+                }
+                let ca = distributions(&rubric_prompts)?;
+                let mut parties = distributions(&party_prompts)?.into_iter();
+                let mut rationale_requests = Vec::new();
+                for (j, question) in questions.iter().enumerate() {
+                    let rating = expectation(&ca[j]);
+                    let ask = render(
+                        RATIONALE,
+                        minijinja::context! { rating => format!("{rating:.1}") },
+                    )?;
+                    let best = (rating.round() as usize).min(5);
+                    rationale_requests.push(Request {
+                        prompt: encode(&[
+                            Message::new("user", question),
+                            Message::new("assistant", DIGITS[best]),
+                            Message::new("user", &ask),
+                        ])?,
+                        sampling: Sampling::greedy(),
+                        max_new_tokens: params.rationale_tokens,
+                        seed: 0,
+                        stop_strings: vec!["\n\n".into()],
+                    });
+                }
+                let rationales = if params.rationale_tokens > 0 {
+                    generate(
+                        &model.model,
+                        &model.tokenizer,
+                        &rationale_requests,
+                        &model.stop_tokens,
+                        |_, _| {},
+                    )
+                    .map_err(failed)?
+                    .into_iter()
+                    .map(|c| c.text.trim().to_string())
+                    .collect()
+                } else {
+                    vec![String::new(); chunk.len()]
+                };
+                for ((j, &i), rationale) in chunk.iter().enumerate().zip(rationales) {
+                    let satisfaction: Vec<f64> = (0..cases[i].parties.len())
+                        .map(|_| expectation(&parties.next().expect("one per party")))
+                        .collect();
+                    let judgement = Judgement {
+                        ca_score: expectation(&ca[j]),
+                        distribution: ca[j].clone(),
+                        satisfaction,
+                        rationale,
+                    };
+                    ctx.rows
+                        .put(&keys[i], &judgement)
+                        .map_err(|e| StageError::Failed(e.to_string()))?;
+                    ctx.rows.tally(false);
+                    ctx.progress.advance(1);
+                    judgements[i] = Some(judgement);
+                }
+            }
+        }
+        let judgements: Vec<Judgement> = judgements
+            .into_iter()
+            .map(|j| j.expect("every dialogue is judged"))
+            .collect();
+
+        // Repeated ratings for the reliability check, sampled from the judge's distribution.
+        let mut repeat_ratings: Vec<Vec<u32>> = vec![Vec::new(); cases.len()];
+        if params.repeats >= 2 {
+            let mut judged: Vec<usize> = (0..cases.len())
+                .filter(|&i| !judgements[i].distribution.is_empty())
+                .collect();
+            let mut rng = SeededRng::new(ctx.seed, &[b"repeat-sample"]);
+            // A seeded partial shuffle picks the sample.
+            let take = params.repeat_sample.min(judged.len());
+            for k in 0..take {
+                let j = k + rng.below(judged.len() - k);
+                judged.swap(k, j);
+            }
+            let mut sampled = Vec::new();
+            for &i in &judged[..take] {
+                let d = &judgements[i].distribution;
+                let sharpened: Vec<f64> = {
+                    let powered: Vec<f64> = d
+                        .iter()
+                        .map(|p| p.powf(1.0 / params.repeat_temperature))
+                        .collect();
+                    let total: f64 = powered.iter().sum();
+                    powered.iter().map(|p| p / total).collect()
+                };
+                let mut stream =
+                    SeededRng::new(ctx.seed, &[b"repeat", cases[i].dialogue_id.as_bytes()]);
+                let ratings: Vec<u32> = (0..params.repeats)
+                    .map(|_| stream.weighted(&sharpened) as u32)
+                    .collect();
+                sampled.push(ratings.clone());
+                repeat_ratings[i] = ratings;
+            }
+            if let Some(r) = reliability(&sampled, 5) {
+                ctx.progress.note(&format!(
+                    "{}: judge self-agreement over {} dialogues x {} ratings: exact {:.2}, within ±1 {:.2}, weighted kappa {:.2}, Pearson r {:.2}",
+                    ctx.name, r.dialogues, r.repeats, r.exact, r.within_one, r.weighted_kappa, r.pearson_r
+                ));
+            }
+        }
+
+        let mut distribution = ListBuilder::new(Float64Builder::new());
+        let mut satisfaction = ListBuilder::new(Float64Builder::new());
+        let mut repeats = ListBuilder::new(UInt32Builder::new());
+        for (j, r) in judgements.iter().zip(&repeat_ratings) {
+            distribution.append_value(j.distribution.iter().map(|&x| Some(x)));
+            satisfaction.append_value(j.satisfaction.iter().map(|&x| Some(x)));
+            repeats.append_value(r.iter().map(|&x| Some(x)));
+        }
+        let columns: Vec<ArrayRef> = vec![
+            table::strings(cases.iter().map(|c| c.dialogue_id.as_str())),
+            table::strings(cases.iter().map(|c| c.group_id.as_str())),
+            Arc::new(Float64Array::from_iter_values(
+                judgements.iter().map(|j| j.ca_score),
+            )),
+            Arc::new(distribution.finish()),
+            Arc::new(satisfaction.finish()),
+            Arc::new(BooleanArray::from_iter(
+                cases.iter().map(|c| Some(c.agreed)),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                judgements.iter().map(|j| Some(!j.distribution.is_empty())),
+            )),
+            table::strings(judgements.iter().map(|j| j.rationale.as_str())),
+            Arc::new(repeats.finish()),
+        ];
+        table::batch(&Stage::output_schema(self), columns)
+    }
+}
