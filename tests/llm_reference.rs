@@ -349,6 +349,7 @@ fn requests(
             max_new_tokens: 10,
             seed,
             stop_strings: Vec::new(),
+            top_logprobs: 0,
         })
         .collect()
 }

@@ -11,23 +11,8 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, BooleanArray, Float64Array, ListArray, UInt32Array};
 use common::{Workspace, read_parquet, strings};
 
-/// The tiny Qwen2 fixture, copied into `ws` with a context long enough for negotiation
-/// prompts (its 256 positions are too few; the rotary embeddings need no change).
 fn tiny(ws: &Workspace) -> String {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llm/qwen2-tied");
-    let to = ws.path().join("tiny");
-    std::fs::create_dir_all(&to).unwrap();
-    for entry in std::fs::read_dir(&from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-    let config = std::fs::read_to_string(to.join("config.json")).unwrap();
-    let config = config.replace(
-        "\"max_position_embeddings\": 256",
-        "\"max_position_embeddings\": 4096",
-    );
-    std::fs::write(to.join("config.json"), config).unwrap();
-    "path:tiny".into()
+    common::tiny_long_context(ws)
 }
 
 fn spec(model: &str, count: usize, rollout: &str) -> String {

@@ -101,6 +101,7 @@ fn try_generate(args: &GenerateArgs, quiet: bool) -> Result<(), LlmError> {
         max_new_tokens: args.max_new_tokens,
         seed: args.seed,
         stop_strings: Vec::new(),
+        top_logprobs: 0,
     };
     let started = Instant::now();
     let mut first_token = None;

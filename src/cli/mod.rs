@@ -10,6 +10,7 @@ mod generate;
 mod models;
 mod run;
 mod schema;
+mod serve;
 mod show;
 mod status;
 mod validate;
@@ -136,6 +137,8 @@ pub enum Command {
     Verify,
     /// Sample from a model, streaming the continuation to stdout.
     Generate(generate::GenerateArgs),
+    /// Serve a model over an OpenAI-compatible HTTP API (`/v1/chat/completions`).
+    Serve(serve::ServeArgs),
     /// Fetch and verify models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -225,6 +228,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
         } => gc::gc(&store, keep_runs, work, dry_run),
         Command::Verify => verify::verify(&store),
         Command::Generate(args) => generate::generate(&args, cli.quiet),
+        Command::Serve(args) => serve::serve(&args, cli.quiet),
         Command::Models(command) => models::models(&command),
         Command::Schema { artifacts } => schema::schema(registry, artifacts),
     }

@@ -21,6 +21,8 @@ pub struct Request {
     pub seed: u64,
     /// Texts that end generation; the completion's text stops before them.
     pub stop_strings: Vec<String>,
+    /// How many of the most likely tokens to report at each step (0: none).
+    pub top_logprobs: usize,
 }
 
 /// Why a row stopped.
@@ -39,6 +41,28 @@ pub struct Completion {
     pub logprobs: Vec<f32>,
     pub text: String,
     pub finish: Finish,
+    /// Per step, when asked: the most likely tokens and their log-probs (temperature 1).
+    pub top_logprobs: Vec<Vec<(u32, f32)>>,
+}
+
+/// The `k` most likely tokens under `logits` and their log-probs, most likely first.
+fn top_logprobs(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_total = logits
+        .iter()
+        .map(|&x| ((x - max) as f64).exp())
+        .sum::<f64>()
+        .ln() as f32;
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    let k = k.min(order.len());
+    let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+    order.select_nth_unstable_by(k - 1, by_logit);
+    order.truncate(k);
+    order.sort_unstable_by(by_logit);
+    order
+        .into_iter()
+        .map(|i| (i as u32, logits[i] - max - log_total))
+        .collect()
 }
 
 /// Generates a continuation for each request; `on_token(row, token)` sees tokens as they come.
@@ -75,6 +99,7 @@ pub fn generate(
             logprobs: Vec::new(),
             text: String::new(),
             finish: Finish::Length,
+            top_logprobs: Vec::new(),
         })
         .collect();
     let mut done: Vec<bool> = requests
@@ -108,11 +133,13 @@ pub fn generate(
                 continue;
             }
             let request = &requests[row];
-            let (token, logprob) = pick(
-                &request.sampling,
-                &logits[row * v..(row + 1) * v],
-                &mut rngs[row],
-            );
+            let row_logits = &logits[row * v..(row + 1) * v];
+            let (token, logprob) = pick(&request.sampling, row_logits, &mut rngs[row]);
+            if request.top_logprobs > 0 {
+                out[row]
+                    .top_logprobs
+                    .push(top_logprobs(row_logits, request.top_logprobs));
+            }
             next[row] = token;
             let completion = &mut out[row];
             completion.tokens.push(token);

@@ -118,8 +118,9 @@ impl ModelHub {
     fn compute_identity(&self, name: &str, store: &Store) -> Result<Value, LlmError> {
         let spec = self.spec(name)?;
         if spec.source.is_none() {
+            // The served model and its pinned revision, not the URL: moving a server does
+            // not change what it computes.
             return Ok(json!({
-                "endpoint": spec.endpoint,
                 "model": spec.model,
                 "revision": spec.revision,
             }));

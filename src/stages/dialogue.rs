@@ -313,6 +313,7 @@ impl Protocol {
                     seed: SeededRng::new(task.seed, &[b"utterance", &stream.to_le_bytes()])
                         .next_u64(),
                     stop_strings,
+                    top_logprobs: 0,
                 };
                 match by_model.iter_mut().find(|(n, _)| n == name) {
                     Some((_, requests)) => requests.push((slot, request)),

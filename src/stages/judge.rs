@@ -24,9 +24,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::judge::openai::{self, Rating};
 use crate::judge::reliability::reliability;
 use crate::llm::chat::Message;
 use crate::llm::choice::{answer_distribution, answer_tokens, next_token_logprobs};
+use crate::llm::endpoint::Endpoint;
 use crate::llm::generate::{Request, generate};
 use crate::llm::sampling::Sampling;
 use crate::seed::SeededRng;
@@ -72,9 +74,28 @@ pub struct Params {
     /// How many dialogues (a seeded sample) get repeated ratings.
     #[serde(default = "default_repeat_sample")]
     pub repeat_sample: usize,
-    /// Dialogues judged in one batch.
+    /// Dialogues judged in one batch (in-process judge).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Requests in flight at once (endpoint judge).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Seconds one request may take (endpoint judge).
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: f64,
+    /// Tries per request, the first included; failures back off exponentially.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+fn default_timeout_s() -> f64 {
+    120.0
+}
+fn default_attempts() -> u32 {
+    4
 }
 
 fn default_no_agreement_score() -> Option<f64> {
@@ -114,11 +135,16 @@ struct Case {
 /// What the row cache keeps of one judgement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Judgement {
-    /// P(rating = k), k = 0..=5; empty when the judge was not asked.
+    /// P(rating = k), k = 0..=5; empty when the judge was not asked or gave no rating.
     distribution: Vec<f64>,
-    ca_score: f64,
-    satisfaction: Vec<f64>,
+    /// `None` when the judge's reply held no rating.
+    ca_score: Option<f64>,
+    /// `None` for a party whose rating the judge's reply did not hold.
+    satisfaction: Vec<Option<f64>>,
     rationale: String,
+    /// The reply, when it held no rating.
+    #[serde(default)]
+    unparseable: Option<String>,
 }
 
 fn list_of(item: DataType) -> DataType {
@@ -219,6 +245,164 @@ fn cases(input: &crate::stage::Input) -> Result<Vec<Case>, StageError> {
         .collect())
 }
 
+impl Judge {
+    fn endpoint(&self, params: &Params, ctx: &StageContext) -> Result<Endpoint, StageError> {
+        let spec = ctx
+            .models
+            .spec(&params.model)
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        Endpoint::new(
+            &params.model,
+            spec,
+            std::time::Duration::from_secs_f64(params.timeout_s.max(0.001)),
+            params.attempts,
+        )
+        .map_err(|e| StageError::Failed(e.to_string()))
+    }
+}
+
+/// Judges the dialogues at `missing` with an endpoint, `concurrency` requests at a time;
+/// each judgement is cached as it completes, so a failure keeps the finished ones.
+#[allow(clippy::too_many_arguments)]
+fn judge_with_endpoint(
+    endpoint: &Endpoint,
+    params: &Params,
+    ctx: &StageContext,
+    cases: &[Case],
+    keys: &[String],
+    missing: &[usize],
+    rubric: &str,
+    satisfaction: &str,
+) -> Result<Vec<(usize, Judgement)>, StageError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(Vec::new());
+    let failure: Mutex<Option<StageError>> = Mutex::new(None);
+    let judge_one = |i: usize| -> Result<Judgement, StageError> {
+        let c = &cases[i];
+        let failed = |e: crate::llm::endpoint::EndpointError| {
+            StageError::Failed(format!("judge `{}`: {e}", params.model))
+        };
+        let question = render(
+            rubric,
+            minijinja::context! {
+                dilemma => c.dilemma.clone(),
+                parties => minijinja::value::Serde(c.parties.clone()),
+                transcript => c.transcript.clone(),
+                summary => c.summary.clone(),
+                agreed => c.agreed,
+            },
+        )?;
+        let distribution =
+            match openai::rate(endpoint, &[Message::new("user", &question)]).map_err(failed)? {
+                Rating::Distribution(d) => d,
+                Rating::Unparseable(reply) => {
+                    return Ok(Judgement {
+                        distribution: Vec::new(),
+                        ca_score: None,
+                        satisfaction: Vec::new(),
+                        rationale: String::new(),
+                        unparseable: Some(reply),
+                    });
+                }
+            };
+        let mut parties = Vec::new();
+        for party in &c.parties {
+            let ask = render(
+                satisfaction,
+                minijinja::context! {
+                    dilemma => c.dilemma.clone(),
+                    party => minijinja::value::Serde(party.clone()),
+                    transcript => c.transcript.clone(),
+                    summary => c.summary.clone(),
+                },
+            )?;
+            parties.push(
+                match openai::rate(endpoint, &[Message::new("user", &ask)]).map_err(failed)? {
+                    Rating::Distribution(d) => Some(expectation(&d)),
+                    Rating::Unparseable(_) => None,
+                },
+            );
+        }
+        let rating = expectation(&distribution);
+        let rationale = if params.rationale_tokens > 0 {
+            let ask = render(
+                RATIONALE,
+                minijinja::context! { rating => format!("{rating:.1}") },
+            )?;
+            let best = (rating.round() as usize).min(5);
+            openai::answer(
+                endpoint,
+                &[
+                    Message::new("user", &question),
+                    Message::new("assistant", DIGITS[best]),
+                    Message::new("user", &ask),
+                ],
+                params.rationale_tokens,
+            )
+            .map_err(failed)?
+        } else {
+            String::new()
+        };
+        Ok(Judgement {
+            ca_score: Some(rating),
+            distribution,
+            satisfaction: parties,
+            rationale,
+            unparseable: None,
+        })
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..params.concurrency.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= missing.len()
+                        || ctx.check_cancelled().is_err()
+                        || failure.lock().map_or(true, |f| f.is_some())
+                    {
+                        return;
+                    }
+                    let i = missing[k];
+                    let outcome = judge_one(i).and_then(|judgement| {
+                        ctx.rows
+                            .put(&keys[i], &judgement)
+                            .map_err(|e| StageError::Failed(e.to_string()))?;
+                        Ok(judgement)
+                    });
+                    match outcome {
+                        Ok(judgement) => {
+                            ctx.rows.tally(false);
+                            ctx.progress.advance(1);
+                            done.lock().expect("no panics hold it").push((i, judgement));
+                        }
+                        Err(e) => {
+                            let mut slot = failure.lock().expect("no panics hold it");
+                            slot.get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    ctx.check_cancelled()?;
+    if let Some(e) = failure.into_inner().expect("threads are done") {
+        return Err(e);
+    }
+    let done = done.into_inner().expect("threads are done");
+    let unparseable = done.iter().filter(|(_, j)| j.unparseable.is_some()).count();
+    if unparseable > 0 {
+        ctx.progress.note(&format!(
+            "{}: {unparseable} of {} judge replies held no rating (column `unparseable`; their `ca_score` is null)",
+            ctx.name,
+            done.len()
+        ));
+    }
+    Ok(done)
+}
+
 impl Stage for Judge {
     type Params = Params;
     const KIND: &'static str = "judge";
@@ -237,8 +421,9 @@ impl Stage for Judge {
             table::column(
                 "ca_score",
                 DataType::Float64,
-                "Collective Agency, 0-5: the expected rating under the judge's distribution, or `no_agreement_score`.",
-            ),
+                "Collective Agency, 0-5: the expected rating under the judge's distribution, or `no_agreement_score`; null when the judge's reply held no rating.",
+            )
+            .with_nullable(true),
             table::column(
                 "ca_distribution",
                 list_of(DataType::Float64),
@@ -247,7 +432,7 @@ impl Stage for Judge {
             table::column(
                 "satisfaction",
                 list_of(DataType::Float64),
-                "Each party's expected satisfaction, 0-5, in speaker order; empty when not asked.",
+                "Each party's expected satisfaction, 0-5, in speaker order (null where the reply held no rating); empty when not asked.",
             ),
             table::column(
                 "agreed",
@@ -269,11 +454,20 @@ impl Stage for Judge {
                 list_of(DataType::UInt32),
                 "Ratings sampled for the reliability check; empty for dialogues outside the sample.",
             ),
+            table::column(
+                "unparseable",
+                DataType::Utf8,
+                "The judge's reply when it held no rating (an endpoint judge); null otherwise.",
+            )
+            .with_nullable(true),
         ])
     }
 
     fn check_params(&self, params: &Params) -> Vec<(String, String)> {
         let mut problems = Vec::new();
+        if params.concurrency == 0 {
+            problems.push(("concurrency".into(), "must be at least 1".into()));
+        }
         if params.repeats == 1 {
             problems.push((
                 "repeats".into(),
@@ -330,12 +524,7 @@ impl Stage for Judge {
         let [input] = ctx.inputs.as_slice() else {
             return Err(StageError::Failed("`judge` needs exactly one input".into()));
         };
-        if !ctx.models.in_process(&params.model) {
-            return Err(StageError::Failed(format!(
-                "model `{}` is an endpoint; `judge` runs in-process models only for now",
-                params.model
-            )));
-        }
+        let local = ctx.models.in_process(&params.model);
         let read = |path: &Option<PathBuf>, builtin: &str| match path {
             Some(path) => {
                 let path = ctx.resolve(path);
@@ -346,11 +535,16 @@ impl Stage for Judge {
         let rubric = read(&params.rubric_file, RUBRIC)?;
         let satisfaction = read(&params.satisfaction_file, SATISFACTION)?;
         let cases = cases(input)?;
-        let backend = ctx
-            .models
-            .backend()
-            .map_err(|e| StageError::Failed(e.to_string()))?
-            .name;
+        let backend = if local {
+            Some(
+                ctx.models
+                    .backend()
+                    .map_err(|e| StageError::Failed(e.to_string()))?
+                    .name,
+            )
+        } else {
+            None
+        };
         let identity = ctx.models.identity_seen(&params.model);
         let keys: Vec<String> = cases
             .iter()
@@ -387,9 +581,10 @@ impl Stage for Judge {
             {
                 let judgement = Judgement {
                     distribution: Vec::new(),
-                    ca_score: score,
+                    ca_score: Some(score),
                     satisfaction: Vec::new(),
                     rationale: "no agreement".into(),
+                    unparseable: None,
                 };
                 ctx.rows
                     .put(&keys[i], &judgement)
@@ -402,7 +597,22 @@ impl Stage for Judge {
         let missing: Vec<usize> = (0..cases.len())
             .filter(|&i| judgements[i].is_none())
             .collect();
-        if !missing.is_empty() {
+        if !missing.is_empty() && !local {
+            let endpoint = self.endpoint(params, ctx)?;
+            let rated = judge_with_endpoint(
+                &endpoint,
+                params,
+                ctx,
+                &cases,
+                &keys,
+                &missing,
+                &rubric,
+                &satisfaction,
+            )?;
+            for (i, judgement) in rated {
+                judgements[i] = Some(judgement);
+            }
+        } else if !missing.is_empty() {
             let failed = |e: crate::llm::LlmError| {
                 StageError::Failed(format!("model `{}`: {e}", params.model))
             };
@@ -471,6 +681,7 @@ impl Stage for Judge {
                         max_new_tokens: params.rationale_tokens,
                         seed: 0,
                         stop_strings: vec!["\n\n".into()],
+                        top_logprobs: 0,
                     });
                 }
                 let rationales = if params.rationale_tokens > 0 {
@@ -489,14 +700,15 @@ impl Stage for Judge {
                     vec![String::new(); chunk.len()]
                 };
                 for ((j, &i), rationale) in chunk.iter().enumerate().zip(rationales) {
-                    let satisfaction: Vec<f64> = (0..cases[i].parties.len())
-                        .map(|_| expectation(&parties.next().expect("one per party")))
+                    let satisfaction: Vec<Option<f64>> = (0..cases[i].parties.len())
+                        .map(|_| Some(expectation(&parties.next().expect("one per party"))))
                         .collect();
                     let judgement = Judgement {
-                        ca_score: expectation(&ca[j]),
+                        ca_score: Some(expectation(&ca[j])),
                         distribution: ca[j].clone(),
                         satisfaction,
                         rationale,
+                        unparseable: None,
                     };
                     ctx.rows
                         .put(&keys[i], &judgement)
@@ -557,13 +769,13 @@ impl Stage for Judge {
         let mut repeats = ListBuilder::new(UInt32Builder::new());
         for (j, r) in judgements.iter().zip(&repeat_ratings) {
             distribution.append_value(j.distribution.iter().map(|&x| Some(x)));
-            satisfaction.append_value(j.satisfaction.iter().map(|&x| Some(x)));
+            satisfaction.append_value(j.satisfaction.iter().copied());
             repeats.append_value(r.iter().map(|&x| Some(x)));
         }
         let columns: Vec<ArrayRef> = vec![
             table::strings(cases.iter().map(|c| c.dialogue_id.as_str())),
             table::strings(cases.iter().map(|c| c.group_id.as_str())),
-            Arc::new(Float64Array::from_iter_values(
+            Arc::new(Float64Array::from_iter(
                 judgements.iter().map(|j| j.ca_score),
             )),
             Arc::new(distribution.finish()),
@@ -576,6 +788,9 @@ impl Stage for Judge {
             )),
             table::strings(judgements.iter().map(|j| j.rationale.as_str())),
             Arc::new(repeats.finish()),
+            Arc::new(arrow::array::StringArray::from_iter(
+                judgements.iter().map(|j| j.unparseable.as_deref()),
+            )),
         ];
         table::batch(&Stage::output_schema(self), columns)
     }

@@ -237,6 +237,7 @@ pub fn write(
                     seed: reply_seed(ctx.seed, i, replies[i].len()),
                     // The dilemma is the first paragraph.
                     stop_strings: vec!["\n\n".into()],
+                    top_logprobs: 0,
                 });
             }
             let completions = generate(

@@ -1,0 +1,575 @@
+//! An OpenAI-compatible HTTP server over the in-process engine (`accord serve`).
+//!
+//! `GET /v1/models` and `POST /v1/chat/completions` (with `n`, `seed`, `temperature`,
+//! `top_p`, `max_tokens`, `stop`, `logprobs`/`top_logprobs` and `stream`). One worker
+//! thread owns the model; requests that arrive while it is busy wait in a queue and are
+//! decoded together in the next batch, each with its own sampling settings and seed. Bad
+//! requests get OpenAI-style JSON errors. This module does not authenticate: it binds to
+//! the loopback address unless told otherwise.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::chat::Message;
+use super::generate::{Completion, Finish, Request, generate};
+use super::loaded::LoadedModel;
+use super::sampling::Sampling;
+
+/// What the worker sends back about one job.
+enum Progress {
+    /// Choice `index` produced `token`.
+    Token {
+        index: usize,
+        token: u32,
+    },
+    Done(Result<Vec<Completion>, String>),
+}
+
+/// One chat request: its choices, and where to report.
+struct Job {
+    requests: Vec<Request>,
+    events: UnboundedSender<Progress>,
+}
+
+#[derive(Clone)]
+struct Served {
+    model: Arc<LoadedModel>,
+    name: String,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The server's routes over `model`, published as `name`; at most `max_batch` sequences
+/// decode together.
+pub fn router(model: Arc<LoadedModel>, name: &str, max_batch: usize) -> Router {
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let worker = model.clone();
+    std::thread::spawn(move || run_worker(&worker, &queue, max_batch.max(1)));
+    Router::new()
+        .route("/v1/models", get(list_models))
+        .route("/v1/chat/completions", post(chat_completions))
+        .with_state(Served {
+            model,
+            name: name.to_string(),
+            jobs,
+        })
+}
+
+/// Takes jobs off the queue and decodes whatever is waiting in one batch.
+fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize) {
+    while let Ok(first) = queue.recv() {
+        let mut jobs = vec![first];
+        // Whatever else arrived meanwhile joins the batch.
+        std::thread::sleep(Duration::from_millis(2));
+        let mut size = jobs[0].requests.len();
+        while size < max_batch {
+            match queue.try_recv() {
+                Ok(job) => {
+                    size += job.requests.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut owners = Vec::new(); // row → (job, choice)
+        let mut requests = Vec::new();
+        for (j, job) in jobs.iter().enumerate() {
+            for (choice, request) in job.requests.iter().enumerate() {
+                owners.push((j, choice));
+                requests.push(request.clone());
+            }
+        }
+        let result = generate(
+            &model.model,
+            &model.tokenizer,
+            &requests,
+            &model.stop_tokens,
+            |row, token| {
+                let (j, index) = owners[row];
+                let _ = jobs[j].events.send(Progress::Token { index, token });
+            },
+        );
+        match result {
+            Ok(completions) => {
+                let mut per_job: Vec<Vec<Completion>> = vec![Vec::new(); jobs.len()];
+                for ((j, _), completion) in owners.iter().zip(completions) {
+                    per_job[*j].push(completion);
+                }
+                for (job, completions) in jobs.iter().zip(per_job) {
+                    let _ = job.events.send(Progress::Done(Ok(completions)));
+                }
+            }
+            Err(e) => {
+                for job in &jobs {
+                    let _ = job.events.send(Progress::Done(Err(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+/// An OpenAI-style error: `{"error": {"message", "type", "param", "code"}}`.
+struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    param: Option<String>,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": {"message": self.message, "type": self.kind, "param": self.param, "code": Value::Null}
+        });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+fn error(status: StatusCode, kind: &'static str, param: Option<&str>, message: String) -> ApiError {
+    ApiError {
+        status,
+        kind,
+        param: param.map(String::from),
+        message,
+    }
+}
+
+fn bad_request(param: &str, message: impl Into<String>) -> ApiError {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        Some(param),
+        message.into(),
+    )
+}
+
+async fn list_models(State(served): State<Served>) -> Response {
+    axum::Json(json!({
+        "object": "list",
+        "data": [{"id": served.name, "object": "model", "created": 0, "owned_by": "accord"}],
+    }))
+    .into_response()
+}
+
+/// A validated chat request.
+struct Parsed {
+    messages: Vec<Message>,
+    n: usize,
+    seed: Option<u64>,
+    sampling: Sampling,
+    max_tokens: usize,
+    stop: Vec<String>,
+    logprobs: bool,
+    top_logprobs: usize,
+    stream: bool,
+}
+
+fn parse(body: &Value, served: &Served) -> Result<Parsed, ApiError> {
+    let Some(body) = body.as_object() else {
+        return Err(bad_request("body", "the body must be a JSON object"));
+    };
+    match body.get("model").and_then(Value::as_str) {
+        None => return Err(bad_request("model", "`model` is required")),
+        Some(model) if model != served.name => {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("model"),
+                format!(
+                    "the model `{model}` does not exist; this server has `{}`",
+                    served.name
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    let Some(raw) = body.get("messages").and_then(Value::as_array) else {
+        return Err(bad_request("messages", "`messages` must be an array"));
+    };
+    if raw.is_empty() {
+        return Err(bad_request("messages", "`messages` is empty"));
+    }
+    let mut messages = Vec::with_capacity(raw.len());
+    for (i, m) in raw.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str);
+        let content = match m.get("content") {
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Option<Vec<_>>>()
+                .map(|t| t.concat()),
+            _ => None,
+        };
+        match (role, content) {
+            (Some(role @ ("system" | "user" | "assistant" | "developer")), Some(content)) => {
+                let role = if role == "developer" { "system" } else { role };
+                messages.push(Message::new(role, &content));
+            }
+            _ => {
+                return Err(bad_request(
+                    &format!("messages[{i}]"),
+                    "each message needs a `role` (system, user or assistant) and a text `content`",
+                ));
+            }
+        }
+    }
+    let number = |name: &str| body.get(name).filter(|v| !v.is_null());
+    let float = |name: &str, default: f64, low: f64, high: f64| -> Result<f64, ApiError> {
+        match number(name) {
+            None => Ok(default),
+            Some(v) => match v.as_f64() {
+                Some(x) if (low..=high).contains(&x) => Ok(x),
+                _ => Err(bad_request(
+                    name,
+                    format!("`{name}` must be a number from {low} to {high}"),
+                )),
+            },
+        }
+    };
+    let integer = |name: &str, default: u64, low: u64, high: u64| -> Result<u64, ApiError> {
+        match number(name) {
+            None => Ok(default),
+            Some(v) => match v.as_u64() {
+                Some(x) if (low..=high).contains(&x) => Ok(x),
+                _ => Err(bad_request(
+                    name,
+                    format!("`{name}` must be an integer from {low} to {high}"),
+                )),
+            },
+        }
+    };
+    let temperature = float("temperature", 1.0, 0.0, 2.0)?;
+    let top_p = float("top_p", 1.0, 0.0, 1.0)?;
+    if top_p == 0.0 {
+        return Err(bad_request("top_p", "`top_p` must be above 0"));
+    }
+    let n = integer("n", 1, 1, 16)? as usize;
+    let limit = served.model.model.config.max_positions as u64;
+    let max_tokens = match number("max_completion_tokens") {
+        Some(_) => integer("max_completion_tokens", 256, 1, limit)?,
+        None => integer("max_tokens", 256, 1, limit)?,
+    } as usize;
+    let seed = match number("seed") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .or_else(|| v.as_i64().map(|x| x as u64))
+                .ok_or_else(|| bad_request("seed", "`seed` must be an integer"))?,
+        ),
+    };
+    let stop = match number("stop") {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if items.len() <= 4 => items
+            .iter()
+            .map(|s| s.as_str().map(String::from))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad_request("stop", "`stop` must be a string or up to 4 strings"))?,
+        Some(_) => {
+            return Err(bad_request(
+                "stop",
+                "`stop` must be a string or up to 4 strings",
+            ));
+        }
+    };
+    let logprobs = match number("logprobs") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| bad_request("logprobs", "`logprobs` must be true or false"))?,
+    };
+    let top_logprobs = integer("top_logprobs", 0, 0, 20)? as usize;
+    if top_logprobs > 0 && !logprobs {
+        return Err(bad_request(
+            "top_logprobs",
+            "`top_logprobs` needs `logprobs: true`",
+        ));
+    }
+    let stream = match number("stream") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| bad_request("stream", "`stream` must be true or false"))?,
+    };
+    Ok(Parsed {
+        messages,
+        n,
+        seed,
+        sampling: Sampling {
+            temperature: temperature as f32,
+            top_k: 0,
+            top_p: top_p as f32,
+        },
+        max_tokens,
+        stop,
+        logprobs,
+        top_logprobs,
+        stream,
+    })
+}
+
+/// Seeds for requests that give none: distinct per request, not reproducible.
+fn fresh_seed() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn chat_completions(State(served): State<Served>, body: Bytes) -> Response {
+    match answer(served, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn answer(served: Served, body: Bytes) -> Result<Response, ApiError> {
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| bad_request("body", format!("the body is not JSON: {e}")))?;
+    let parsed = parse(&body, &served)?;
+    let model = &served.model;
+    let prompt = match model
+        .chat_prompt(&parsed.messages)
+        .and_then(|text| model.tokenizer.encode(&text))
+    {
+        Ok(ids) => ids,
+        Err(e) => return Err(bad_request("messages", e.to_string())),
+    };
+    if prompt.len() >= model.model.config.max_positions {
+        return Err(bad_request(
+            "messages",
+            format!(
+                "the prompt has {} tokens; the model's context holds {}",
+                prompt.len(),
+                model.model.config.max_positions
+            ),
+        ));
+    }
+    let base_seed = parsed.seed.unwrap_or_else(fresh_seed);
+    let requests: Vec<Request> = (0..parsed.n)
+        .map(|i| Request {
+            prompt: prompt.clone(),
+            sampling: parsed.sampling,
+            max_new_tokens: parsed.max_tokens,
+            seed: base_seed.wrapping_add(i as u64),
+            stop_strings: parsed.stop.clone(),
+            top_logprobs: if parsed.logprobs {
+                parsed.top_logprobs.max(1)
+            } else {
+                0
+            },
+        })
+        .collect();
+    let (events, mut progress) = unbounded_channel();
+    if served.jobs.send(Job { requests, events }).is_err() {
+        return Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            None,
+            "the model worker has stopped".into(),
+        ));
+    }
+    let id = format!("chatcmpl-{:016x}", fresh_seed());
+    if parsed.stream {
+        return Ok(stream_response(served.clone(), parsed, id, progress).into_response());
+    }
+    loop {
+        match progress.recv().await {
+            Some(Progress::Token { .. }) => {}
+            Some(Progress::Done(Ok(completions))) => {
+                let choices: Vec<Value> = completions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| choice_json(&served, &parsed, i, c))
+                    .collect();
+                let generated: usize = completions.iter().map(|c| content_tokens(c).len()).sum();
+                return Ok(axum::Json(json!({
+                    "id": id,
+                    "object": "chat.completion",
+                    "created": unix_now(),
+                    "model": served.name,
+                    "choices": choices,
+                    "usage": {
+                        "prompt_tokens": prompt.len(),
+                        "completion_tokens": generated,
+                        "total_tokens": prompt.len() + generated,
+                    },
+                }))
+                .into_response());
+            }
+            Some(Progress::Done(Err(message))) => {
+                return Err(error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    None,
+                    message,
+                ));
+            }
+            None => {
+                return Err(error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    None,
+                    "the model worker stopped mid-request".into(),
+                ));
+            }
+        }
+    }
+}
+
+/// The generated tokens without a closing stop token.
+fn content_tokens(c: &Completion) -> &[u32] {
+    match c.finish {
+        Finish::StopToken => &c.tokens[..c.tokens.len() - 1],
+        _ => &c.tokens,
+    }
+}
+
+fn finish_reason(c: &Completion) -> &'static str {
+    match c.finish {
+        Finish::StopToken | Finish::StopString => "stop",
+        Finish::Length => "length",
+    }
+}
+
+fn token_json(served: &Served, token: u32, logprob: f32) -> Value {
+    let text = served.model.tokenizer.decode(&[token]).unwrap_or_default();
+    json!({"token": text, "logprob": logprob, "bytes": text.as_bytes()})
+}
+
+fn choice_json(served: &Served, parsed: &Parsed, index: usize, c: &Completion) -> Value {
+    let logprobs = if parsed.logprobs {
+        let content: Vec<Value> = content_tokens(c)
+            .iter()
+            .enumerate()
+            .map(|(step, &token)| {
+                let mut entry = token_json(served, token, c.logprobs[step]);
+                let top: Vec<Value> = c.top_logprobs[step]
+                    .iter()
+                    .take(parsed.top_logprobs)
+                    .map(|&(t, lp)| token_json(served, t, lp))
+                    .collect();
+                entry["top_logprobs"] = Value::Array(top);
+                entry
+            })
+            .collect();
+        json!({ "content": content })
+    } else {
+        Value::Null
+    };
+    json!({
+        "index": index,
+        "message": {"role": "assistant", "content": c.text},
+        "logprobs": logprobs,
+        "finish_reason": finish_reason(c),
+    })
+}
+
+/// Server-sent events fed from a channel.
+struct EventStream(UnboundedReceiver<Result<Event, Infallible>>);
+
+impl futures_core::Stream for EventStream {
+    type Item = Result<Event, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Streams each choice's text as it is generated, OpenAI's `chat.completion.chunk`s.
+fn stream_response(
+    served: Served,
+    parsed: Parsed,
+    id: String,
+    mut progress: UnboundedReceiver<Progress>,
+) -> Sse<EventStream> {
+    let (sender, receiver) = unbounded_channel();
+    tokio::spawn(async move {
+        let created = unix_now();
+        let chunk = |choices: Value| {
+            let body = json!({
+                "id": id, "object": "chat.completion.chunk", "created": created,
+                "model": served.name, "choices": choices,
+            });
+            Ok(Event::default().data(body.to_string()))
+        };
+        for index in 0..parsed.n {
+            let _ = sender.send(chunk(json!([{
+                "index": index, "delta": {"role": "assistant", "content": ""}, "finish_reason": Value::Null
+            }])));
+        }
+        // Text is held back until it cannot be the start of a stop string.
+        let hold = parsed.stop.iter().map(String::len).max().unwrap_or(0);
+        let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); parsed.n];
+        let mut sent: Vec<usize> = vec![0; parsed.n];
+        while let Some(event) = progress.recv().await {
+            match event {
+                Progress::Token { index, token } => {
+                    if served.model.stop_tokens.contains(&token) {
+                        continue;
+                    }
+                    tokens[index].push(token);
+                    let Ok(mut text) = served.model.tokenizer.decode(&tokens[index]) else {
+                        continue;
+                    };
+                    if let Some(cut) = parsed.stop.iter().filter_map(|s| text.find(s)).min() {
+                        text.truncate(cut);
+                    }
+                    let mut safe = text.len().saturating_sub(hold);
+                    while !text.is_char_boundary(safe) {
+                        safe -= 1;
+                    }
+                    if safe > sent[index] && !text[..safe].ends_with('\u{fffd}') {
+                        let piece = &text[sent[index]..safe];
+                        let _ = sender.send(chunk(json!([{
+                            "index": index, "delta": {"content": piece}, "finish_reason": Value::Null
+                        }])));
+                        sent[index] = safe;
+                    }
+                }
+                Progress::Done(Ok(completions)) => {
+                    for (index, c) in completions.iter().enumerate() {
+                        if c.text.len() > sent[index] && c.text.is_char_boundary(sent[index]) {
+                            let _ = sender.send(chunk(json!([{
+                                "index": index, "delta": {"content": &c.text[sent[index]..]},
+                                "finish_reason": Value::Null
+                            }])));
+                        }
+                        let _ = sender.send(chunk(json!([{
+                            "index": index, "delta": {}, "finish_reason": finish_reason(c)
+                        }])));
+                    }
+                    break;
+                }
+                Progress::Done(Err(message)) => {
+                    let body = json!({"error": {"message": message, "type": "server_error"}});
+                    let _ = sender.send(Ok(Event::default().data(body.to_string())));
+                    break;
+                }
+            }
+        }
+        let _ = sender.send(Ok(Event::default().data("[DONE]")));
+    });
+    Sse::new(EventStream(receiver))
+}

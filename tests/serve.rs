@@ -1,0 +1,322 @@
+//! `accord serve` over real HTTP: the OpenAI chat-completions shape (choices, seeds,
+//! log-probs, streaming), OpenAI-style errors, concurrent requests, a pipeline whose judge
+//! is an endpoint, endpoint faults, and the official `openai` Python client.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use arrow::array::Array;
+use common::{Workspace, read_parquet, strings, tiny_long_context};
+use serde_json::{Value, json};
+
+/// A running `accord serve`, stopped on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(ws: &Workspace, name: &str) -> Server {
+    let model = tiny_long_context(ws);
+    let mut child = ws
+        .command(
+            &common::accord_bin(),
+            &[
+                "serve",
+                "--model",
+                &model,
+                "--name",
+                name,
+                "--port",
+                "0",
+                "--backend",
+                "flex",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+    Server {
+        child,
+        url: line.trim().to_string(),
+    }
+}
+
+fn post(url: &str, body: &Value) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(&format!("{url}/chat/completions"))
+        .send_json(body)
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().unwrap())
+}
+
+fn hello(extra: Value) -> Value {
+    let mut body = json!({
+        "model": "tiny",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}],
+        "max_tokens": 6,
+        "seed": 11,
+        "temperature": 1.0,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    body
+}
+
+#[test]
+fn chat_completions_follow_the_openai_shape() {
+    let ws = Workspace::new();
+    let server = serve(&ws, "tiny");
+    let models: Value = ureq::get(&format!("{}/models", server.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "tiny");
+
+    let (status, text) = post(
+        &server.url,
+        &hello(json!({"n": 2, "logprobs": true, "top_logprobs": 3})),
+    );
+    assert_eq!(status, 200, "{text}");
+    let reply: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(reply["object"], "chat.completion");
+    let choices = reply["choices"].as_array().unwrap();
+    assert_eq!(choices.len(), 2);
+    let mut generated = 0;
+    for choice in choices {
+        let content = choice["logprobs"]["content"].as_array().unwrap();
+        generated += content.len();
+        assert!(content.len() <= 6);
+        for token in content {
+            assert!(token["logprob"].as_f64().unwrap() <= 0.0);
+            assert_eq!(token["top_logprobs"].as_array().unwrap().len(), 3);
+        }
+        assert!(["stop", "length"].contains(&choice["finish_reason"].as_str().unwrap()));
+    }
+    assert_eq!(reply["usage"]["completion_tokens"], generated);
+
+    // A seed reproduces a reply; streaming sends the same text in pieces.
+    let (_, again) = post(
+        &server.url,
+        &hello(json!({"n": 2, "logprobs": true, "top_logprobs": 3})),
+    );
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(
+        again["choices"][0]["message"],
+        reply["choices"][0]["message"]
+    );
+    let (status, events) = post(&server.url, &hello(json!({"stream": true})));
+    assert_eq!(status, 200);
+    let mut streamed = String::new();
+    let mut finished = false;
+    let data: Vec<&str> = events
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.last(), Some(&"[DONE]"));
+    for chunk in &data[..data.len() - 1] {
+        let chunk: Value = serde_json::from_str(chunk).unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        let choice = &chunk["choices"][0];
+        streamed.push_str(choice["delta"]["content"].as_str().unwrap_or(""));
+        finished |= !choice["finish_reason"].is_null();
+    }
+    assert!(finished);
+    assert_eq!(
+        streamed,
+        reply["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn bad_requests_get_openai_errors_and_concurrent_requests_are_served() {
+    let ws = Workspace::new();
+    let server = serve(&ws, "tiny");
+    for (body, status, param) in [
+        (json!({"model": "tiny", "messages": []}), 400, "messages"),
+        (hello(json!({"temperature": 7})), 400, "temperature"),
+        (hello(json!({"top_logprobs": 2})), 400, "top_logprobs"),
+        (hello(json!({"stop": 3})), 400, "stop"),
+        (hello(json!({"model": "gpt-4o"})), 404, "model"),
+    ] {
+        let (got, text) = post(&server.url, &body);
+        assert_eq!(got, status, "{text}");
+        let error: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(error["error"]["param"], param, "{text}");
+        assert!(error["error"]["message"].as_str().unwrap().len() > 5);
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut raw = agent
+        .post(&format!("{}/chat/completions", server.url))
+        .content_type("application/json")
+        .send("{not json")
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 400);
+    assert!(
+        raw.body_mut()
+            .read_to_string()
+            .unwrap()
+            .contains("not JSON")
+    );
+
+    let replies: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let url = server.url.clone();
+                scope.spawn(move || post(&url, &hello(json!({"seed": i}))))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        replies.iter().all(|(status, _)| *status == 200),
+        "{replies:?}"
+    );
+}
+
+fn judged_spec(policy: &str, judge_url: &str, count: usize) -> String {
+    format!(
+        "version: 1\nname: endpoint-judge\nseed: 5\nmodels:\n  policy:\n    source: {policy}\n  \
+         judge:\n    endpoint: {judge_url}\n    model: tiny\nstages:\n  \
+         dilemmas:\n    kind: prompt_synthesis\n    with: {{count: {count}}}\n  \
+         pairs:\n    kind: persona_pairing\n    needs: [dilemmas]\n  \
+         dialogues:\n    kind: rollout\n    needs: [pairs]\n    with: {{model: policy, group_size: 1, max_turns: 2, max_new_tokens: 4, agreement: marker}}\n  \
+         scores:\n    kind: judge\n    needs: [dialogues]\n    with: {{model: judge, no_agreement_score: null, rationale_tokens: 3, attempts: 2, timeout_s: 30}}\n"
+    )
+}
+
+#[test]
+fn a_pipeline_judges_through_accord_serve_and_resumes_after_the_endpoint_fails() {
+    let ws = Workspace::new();
+    let server = serve(&ws, "tiny");
+    let policy = tiny_long_context(&ws);
+    ws.write("spec.yaml", &judged_spec(&policy, &server.url, 2));
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("scores: 2 computed, 0 cached"),
+        "{}",
+        out.stderr
+    );
+    let path = ws.accord(&["show", "spec.yaml", "scores", "--path"]);
+    let scores = read_parquet(&ws.path().join(path.stdout.trim()));
+    let ca = scores.column_by_name("ca_score").unwrap();
+    let ca = ca
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap();
+    let unparseable = scores.column_by_name("unparseable").unwrap();
+    for row in 0..scores.num_rows() {
+        // Either a valid score or the recorded reply, never a silent 0.
+        assert_ne!(ca.is_null(row), unparseable.is_null(row));
+        if !ca.is_null(row) {
+            assert!((0.0..=5.0).contains(&ca.value(row)));
+        }
+    }
+    if unparseable.null_count() < scores.num_rows() {
+        assert!(
+            out.stderr.contains("judge replies held no rating"),
+            "{}",
+            out.stderr
+        );
+    }
+
+    // The endpoint goes away: two new dialogues cannot be judged; a clear error, nothing lost.
+    drop(server);
+    let url = judged_spec(&policy, "http://127.0.0.1:9/v1", 4);
+    ws.write("spec.yaml", &url);
+    let failed = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(failed.code, 1);
+    assert!(
+        failed.stderr.contains("failed after 2 attempts"),
+        "{}",
+        failed.stderr
+    );
+
+    // Back up (on a new port): only the two new dialogues are judged.
+    let server = serve(&ws, "tiny");
+    ws.write("spec.yaml", &judged_spec(&policy, &server.url, 4));
+    let resumed = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("scores: 2 computed, 2 cached"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(
+        strings(
+            &read_parquet(
+                &ws.path().join(
+                    ws.accord(&["show", "spec.yaml", "scores", "--path"])
+                        .stdout
+                        .trim()
+                )
+            ),
+            "dialogue_id"
+        )
+        .len(),
+        4
+    );
+}
+
+#[test]
+fn the_openai_python_client_talks_to_accord_serve() {
+    let ws = Workspace::new();
+    let server = serve(&ws, "tiny");
+    let script = r#"
+import sys
+from openai import OpenAI
+client = OpenAI(base_url=sys.argv[1], api_key="unused")
+print([m.id for m in client.models.list().data])
+reply = client.chat.completions.create(
+    model="tiny", messages=[{"role": "user", "content": "Hello"}],
+    max_tokens=5, seed=3, n=2, logprobs=True, top_logprobs=2)
+print(len(reply.choices), reply.usage.completion_tokens, len(reply.choices[0].logprobs.content[0].top_logprobs))
+stream = client.chat.completions.create(
+    model="tiny", messages=[{"role": "user", "content": "Hello"}], max_tokens=5, seed=3, stream=True)
+text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+print(text == reply.choices[0].message.content)
+try:
+    client.chat.completions.create(model="tiny", messages=[])
+except Exception as e:
+    print(type(e).__name__, getattr(e, "status_code", None))
+"#;
+    ws.write("client.py", script);
+    let out = common::run({
+        let mut cmd = std::process::Command::new("python3");
+        cmd.arg(ws.path().join("client.py")).arg(&server.url);
+        cmd
+    });
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "['tiny']");
+    assert!(lines[1].starts_with("2 "), "{}", out.stdout);
+    assert!(lines[1].ends_with(" 2"), "{}", out.stdout);
+    assert_eq!(lines[2], "True", "streamed text equals the reply");
+    assert_eq!(lines[3], "BadRequestError 400");
+}
