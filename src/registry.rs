@@ -28,6 +28,7 @@ impl Registry {
             .with(crate::stages::persona_pairing::PersonaPairing)
             .with(crate::stages::rollout::Rollout)
             .with(crate::stages::judge::Judge)
+            .with(crate::stages::judge_pairwise::JudgePairwise)
     }
 
     /// Adds (or replaces) a kind.

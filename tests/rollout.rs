@@ -171,28 +171,68 @@ fn dialogues_follow_the_protocol_and_new_rows_reuse_cached_dialogues() {
 #[test]
 fn the_marker_protocol_and_three_agents_work() {
     let ws = Workspace::new();
-    let text = spec(&tiny(&ws), 1, "agents: [policy, policy, policy], group_size: 1, max_turns: 4, max_new_tokens: 4, agreement: marker")
-        .replace("model: policy, agents", "agents");
+    let text = spec(
+        &tiny(&ws),
+        1,
+        "agents: [policy, policy, policy], group_size: 1, max_turns: 4, max_new_tokens: 4, agreement: marker",
+    )
+    .replace("model: policy, agents", "agents");
     ws.write("spec.yaml", &text);
-    // persona_pairing makes two personas; a third agent has none to take.
+    // persona_pairing makes pairs unless asked for more parties.
     let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
     assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("lacks column `persona_c`"),
-        "{}",
-        out.stderr
+    assert!(out.stderr.contains("set `parties: 3`"), "{}", out.stderr);
+    let three = text.replace(
+        "kind: persona_pairing\n",
+        "kind: persona_pairing\n    with: {parties: 3}\n",
     );
-    let two = text.replace(
-        "agents: [policy, policy, policy]",
-        "agents: [policy, policy]",
-    );
-    ws.write("spec.yaml", &two);
+    ws.write("spec.yaml", &three);
     let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let turns = artifact(&ws, "dialogues");
-    // The tiny model never writes the marker: four turns, then the summary.
+    // The tiny model never writes the marker: four turns in rotation, then the summary.
     assert_eq!(turns.num_rows(), 5);
+    assert_eq!(u32s(&turns, "speaker"), vec![0, 1, 2, 0, 0]);
     assert_eq!(strings(&turns, "kind")[4], "summary");
+    let personas = strings(&turns, "persona");
+    assert!(personas[0] != personas[1] && personas[1] != personas[2] && personas[0] != personas[2]);
+}
+
+#[test]
+fn pairwise_verdicts_need_both_orders() {
+    let ws = Workspace::new();
+    let mut text = spec(
+        &tiny(&ws),
+        2,
+        "group_size: 2, max_turns: 2, max_new_tokens: 4, agreement: marker",
+    );
+    text = text.replace("  scores:\n    kind: judge\n", "  hot:\n    kind: rollout\n    needs: [pairs]\n    with: {model: policy, group_size: 2, max_turns: 2, max_new_tokens: 4, agreement: marker, temperature: 1.5}\n  scores:\n    kind: judge\n");
+    text.push_str("  verdicts:\n    kind: judge_pairwise\n    needs: [dialogues, hot]\n    with: {model: policy}\n");
+    ws.write("spec.yaml", &text);
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("verdicts: 4 pairs: `dialogues` wins"),
+        "{}",
+        out.stderr
+    );
+    let verdicts = artifact(&ws, "verdicts");
+    assert_eq!(verdicts.num_rows(), 4);
+    let p_first = verdicts.column_by_name("p_a_first").unwrap();
+    let p_first = p_first.as_any().downcast_ref::<Float64Array>().unwrap();
+    let p_second = verdicts.column_by_name("p_a_second").unwrap();
+    let p_second = p_second.as_any().downcast_ref::<Float64Array>().unwrap();
+    for (row, winner) in strings(&verdicts, "winner").iter().enumerate() {
+        let (x, y) = (p_first.value(row), p_second.value(row));
+        let expected = if x > 0.5 && y > 0.5 {
+            "a"
+        } else if x < 0.5 && y < 0.5 {
+            "b"
+        } else {
+            "inconsistent"
+        };
+        assert_eq!(winner, expected);
+    }
 }
 
 #[test]

@@ -116,20 +116,21 @@ fn default_batch_size() -> usize {
 
 /// One party as the rubric sees it.
 #[derive(Debug, Clone, Serialize)]
-struct Party {
-    name: String,
-    profile: String,
+pub(crate) struct Party {
+    pub name: String,
+    pub profile: String,
 }
 
 /// One dialogue, read back from the rollout table.
-struct Case {
-    dialogue_id: String,
-    group_id: String,
-    dilemma: String,
-    parties: Vec<Party>,
-    transcript: String,
-    summary: String,
-    agreed: bool,
+pub(crate) struct Case {
+    pub dialogue_id: String,
+    pub group_id: String,
+    pub sample: u32,
+    pub dilemma: String,
+    pub parties: Vec<Party>,
+    pub transcript: String,
+    pub summary: String,
+    pub agreed: bool,
 }
 
 /// What the row cache keeps of one judgement.
@@ -151,7 +152,7 @@ fn list_of(item: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", item, true)))
 }
 
-fn render(source: &str, context: minijinja::Value) -> Result<String, StageError> {
+pub(crate) fn render(source: &str, context: minijinja::Value) -> Result<String, StageError> {
     let mut env = minijinja::Environment::new();
     env.add_template("t", source)
         .map_err(|e| StageError::Failed(format!("template: {e}")))?;
@@ -173,7 +174,7 @@ fn expectation(distribution: &[f64]) -> f64 {
 }
 
 /// The dialogues of a rollout table, in order of first appearance.
-fn cases(input: &crate::stage::Input) -> Result<Vec<Case>, StageError> {
+pub(crate) fn cases(input: &crate::stage::Input) -> Result<Vec<Case>, StageError> {
     let ids = table::string_column(input, "dialogue_id")?;
     let groups = table::string_column(input, "group_id")?;
     let kinds = table::string_column(input, "kind")?;
@@ -188,6 +189,15 @@ fn cases(input: &crate::stage::Input) -> Result<Vec<Case>, StageError> {
         .ok_or_else(|| StageError::MissingColumn {
             input: input.name.clone(),
             column: "speaker".into(),
+            expected: "UInt32",
+        })?;
+    let samples = input
+        .batch
+        .column_by_name("sample")
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt32Array>())
+        .ok_or_else(|| StageError::MissingColumn {
+            input: input.name.clone(),
+            column: "sample".into(),
             expected: "UInt32",
         })?;
     let agreed = input
@@ -208,6 +218,7 @@ fn cases(input: &crate::stage::Input) -> Result<Vec<Case>, StageError> {
             Case {
                 dialogue_id: id.clone(),
                 group_id: groups.value(row).to_string(),
+                sample: samples.value(row),
                 dilemma: dilemmas.value(row).to_string(),
                 parties: Vec::new(),
                 transcript: String::new(),

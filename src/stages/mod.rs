@@ -6,6 +6,7 @@
 pub mod dialogue;
 pub mod dilemma_library;
 pub mod judge;
+pub mod judge_pairwise;
 pub mod llm_dilemmas;
 pub mod persona_library;
 pub mod persona_pairing;

@@ -54,6 +54,14 @@ pub struct Params {
     /// the spec's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub library: Option<PathBuf>,
+    /// Parties per row: 2 is a pair; each further party is the persona that conflicts most
+    /// with those chosen (`max_conflict`) or any other one (`random`), in `more_personas`.
+    #[serde(default = "default_parties")]
+    pub parties: usize,
+}
+
+fn default_parties() -> usize {
+    2
 }
 
 fn default_pairs() -> usize {
@@ -100,11 +108,27 @@ impl Stage for PersonaPairing {
                 DataType::Float64,
                 "Circumplex conflict of the two personas' values, 0 (same) to 1 (opposite).",
             ),
+            table::column(
+                "more_personas",
+                string_list(),
+                "The ids of parties 3, 4, … (`parties` above 2); empty for pairs.",
+            ),
+            table::column(
+                "more_profiles",
+                string_list(),
+                "Their profiles, in the same order.",
+            ),
         ])
     }
 
     fn check_params(&self, params: &Params) -> Vec<(String, String)> {
         let mut problems = Vec::new();
+        if params.parties < 2 {
+            problems.push((
+                "parties".into(),
+                "a negotiation needs at least 2 parties".into(),
+            ));
+        }
         if params.pairs_per_dilemma == 0 {
             problems.push((
                 "pairs_per_dilemma".into(),
@@ -197,6 +221,8 @@ impl Stage for PersonaPairing {
                 table::strings(rows.iter().map(|r| r.persona_b_profile.as_str())),
                 table::strings(rows.iter().map(|r| r.conflict_axis.as_str())),
                 table::floats(rows.iter().map(|r| r.conflict_score)),
+                string_lists(rows.iter().map(|r| &r.more_personas)),
+                string_lists(rows.iter().map(|r| &r.more_profiles)),
             ],
         )
     }
@@ -224,6 +250,63 @@ pub struct Row {
     pub persona_b_profile: String,
     pub conflict_axis: String,
     pub conflict_score: f64,
+    /// Parties beyond the pair: ids and profiles.
+    pub more_personas: Vec<String>,
+    pub more_profiles: Vec<String>,
+}
+
+fn string_list() -> DataType {
+    DataType::List(std::sync::Arc::new(arrow::datatypes::Field::new(
+        "item",
+        DataType::Utf8,
+        true,
+    )))
+}
+
+fn string_lists<'a>(
+    rows: impl Iterator<Item = &'a Vec<String>>,
+) -> std::sync::Arc<dyn arrow::array::Array> {
+    let mut builder = arrow::array::ListBuilder::new(arrow::array::StringBuilder::new());
+    for row in rows {
+        builder.append_value(row.iter().map(Some));
+    }
+    std::sync::Arc::new(builder.finish())
+}
+
+/// Parties 3, 4, … for a row whose pair is `chosen`.
+fn more_parties<'a>(
+    library: &'a PersonaLibrary,
+    params: &Params,
+    rng: &mut SeededRng,
+    chosen: &[&'a Persona],
+) -> Vec<&'a Persona> {
+    let mut all: Vec<&Persona> = chosen.to_vec();
+    let mut more = Vec::new();
+    while all.len() < params.parties.min(library.personas.len()) {
+        let free: Vec<&Persona> = library
+            .personas
+            .iter()
+            .filter(|p| !all.iter().any(|q| q.id == p.id))
+            .collect();
+        let next = match params.strategy {
+            Strategy::Random => free[rng.below(free.len())],
+            Strategy::MaxConflict => {
+                let score = |p: &Persona| {
+                    all.iter().map(|q| library.conflict(p, q)).sum::<f64>() / all.len() as f64
+                };
+                let best = free
+                    .iter()
+                    .map(|p| score(p))
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let ties: Vec<&Persona> =
+                    free.iter().copied().filter(|p| score(p) == best).collect();
+                ties[rng.below(ties.len())]
+            }
+        };
+        all.push(next);
+        more.push(next);
+    }
+    more
 }
 
 /// The pairs for one dilemma; depends only on the library, parameters, seed and dilemma.
@@ -304,12 +387,22 @@ pub fn pair(library: &PersonaLibrary, params: &Params, seed: u64, dilemma: &Dile
                 .collect()
         }
     };
-    chosen
+    let with_more: Vec<_> = chosen
         .into_iter()
-        .map(|(a, b, axis)| Row {
-            pair_id: blake3::hash(format!("{}\n{}\n{}", dilemma.id, a.id, b.id).as_bytes())
-                .to_hex()[..12]
-                .to_string(),
+        .map(|(a, b, axis)| {
+            let more = more_parties(library, params, &mut rng, &[a, b]);
+            let mut id = format!("{}\n{}\n{}", dilemma.id, a.id, b.id);
+            for p in &more {
+                id.push('\n');
+                id.push_str(&p.id);
+            }
+            (a, b, axis, more, id)
+        })
+        .collect();
+    with_more
+        .into_iter()
+        .map(|(a, b, axis, more, id)| Row {
+            pair_id: blake3::hash(id.as_bytes()).to_hex()[..12].to_string(),
             dilemma_id: dilemma.id.to_string(),
             tier: dilemma.tier.to_string(),
             domain: dilemma.domain.to_string(),
@@ -320,6 +413,8 @@ pub fn pair(library: &PersonaLibrary, params: &Params, seed: u64, dilemma: &Dile
             persona_b_profile: library.profile(b),
             conflict_axis: axis,
             conflict_score: library.conflict(a, b),
+            more_personas: more.iter().map(|p| p.id.clone()).collect(),
+            more_profiles: more.iter().map(|p| library.profile(p)).collect(),
         })
         .collect()
 }
@@ -334,7 +429,31 @@ mod tests {
             strategy,
             temperature,
             library: None,
+            parties: 2,
         }
+    }
+
+    #[test]
+    fn further_parties_conflict_with_the_pair_and_are_distinct() {
+        let lib = PersonaLibrary::builtin();
+        let mut p = params(Strategy::MaxConflict, 2, 0.0);
+        p.parties = 4;
+        for row in pair(lib, &p, 3, &dilemma("d1")) {
+            assert_eq!(row.more_personas.len(), 2);
+            assert_eq!(row.more_profiles.len(), 2);
+            let mut all = vec![row.persona_a.clone(), row.persona_b.clone()];
+            all.extend(row.more_personas.clone());
+            all.sort();
+            all.dedup();
+            assert_eq!(all.len(), 4, "parties are distinct");
+        }
+        let two = pair(
+            lib,
+            &params(Strategy::MaxConflict, 2, 0.0),
+            3,
+            &dilemma("d1"),
+        );
+        assert!(two.iter().all(|r| r.more_personas.is_empty()));
     }
 
     fn dilemma(id: &str) -> Dilemma<'_> {

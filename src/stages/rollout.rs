@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Float32Builder, Float64Array, ListBuilder, StringArray, UInt32Array,
-    UInt32Builder,
+    Array, ArrayRef, BooleanArray, Float32Builder, Float64Array, ListBuilder, StringArray,
+    UInt32Array, UInt32Builder,
 };
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -71,7 +71,7 @@ pub struct Params {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// One model per agent, two or more (different models: mixed play). Agent *i* takes
-    /// the input's *i*-th persona (`persona_a`, `persona_b`, …).
+    /// the input's *i*-th party (`persona_a`, `persona_b`, then `more_personas`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<Vec<String>>,
     /// Dialogues per input row.
@@ -156,11 +156,6 @@ impl Params {
 
 fn list_of(item: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", item, true)))
-}
-
-/// The letter of agent `i`'s persona columns: `a`, `b`, …
-fn persona_letter(i: usize) -> char {
-    (b'a' + i as u8) as char
 }
 
 impl Stage for Rollout {
@@ -410,14 +405,58 @@ impl Stage for Rollout {
         let pair_ids = table::string_column(input, "pair_id")?;
         let dilemma_ids = table::string_column(input, "dilemma_id")?;
         let dilemmas = table::string_column(input, "dilemma")?;
-        let mut persona_columns = Vec::new();
-        for i in 0..agents.len() {
-            let letter = persona_letter(i);
-            persona_columns.push((
-                table::string_column(input, &format!("persona_{letter}"))?,
-                table::string_column(input, &format!("persona_{letter}_profile"))?,
-            ));
-        }
+        let pair_personas = [
+            (
+                table::string_column(input, "persona_a")?,
+                table::string_column(input, "persona_a_profile")?,
+            ),
+            (
+                table::string_column(input, "persona_b")?,
+                table::string_column(input, "persona_b_profile")?,
+            ),
+        ];
+        let list = |name: &str| {
+            input
+                .batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<arrow::array::ListArray>())
+                .cloned()
+        };
+        let (more_ids, more_profiles) = (list("more_personas"), list("more_profiles"));
+        // Agent i's (persona id, profile) in row `row`: the pair, then `more_personas`.
+        let persona = |row: usize, i: usize| -> Result<(String, String), StageError> {
+            if let Some((ids, profiles)) = pair_personas.get(i) {
+                return Ok((ids.value(row).to_string(), profiles.value(row).to_string()));
+            }
+            let missing = || {
+                StageError::Failed(format!(
+                    "{} agents need {} parties per row, but `{}` has fewer; set `parties: {}` in its `persona_pairing`",
+                    agents.len(),
+                    agents.len(),
+                    input.name,
+                    agents.len()
+                ))
+            };
+            let (Some(ids), Some(profiles)) = (&more_ids, &more_profiles) else {
+                return Err(missing());
+            };
+            let (ids, profiles) = (ids.value(row), profiles.value(row));
+            let ids = ids
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(missing)?;
+            let profiles = profiles
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(missing)?;
+            if i - 2 >= ids.len() {
+                return Err(missing());
+            }
+            Ok((
+                ids.value(i - 2).to_string(),
+                profiles.value(i - 2).to_string(),
+            ))
+        };
         let backend = ctx
             .models
             .backend()
@@ -439,17 +478,16 @@ impl Stage for Rollout {
         }
         let mut slots = Vec::with_capacity(input.batch.num_rows() * params.group_size);
         for row in 0..input.batch.num_rows() {
-            let parties: Vec<Party> = persona_columns
-                .iter()
-                .map(|(ids, profiles)| {
-                    let profile = profiles.value(row).to_string();
-                    Party {
-                        persona: ids.value(row).to_string(),
+            let parties: Vec<Party> = (0..agents.len())
+                .map(|i| {
+                    let (persona, profile) = persona(row, i)?;
+                    Ok(Party {
+                        persona,
                         name: profile.split(". ").next().unwrap_or("").to_string(),
                         profile,
-                    }
+                    })
                 })
-                .collect();
+                .collect::<Result<_, StageError>>()?;
             for sample in 0..params.group_size {
                 let seed = SeededRng::new(
                     ctx.seed,
