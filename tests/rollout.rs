@@ -142,6 +142,23 @@ fn dialogues_follow_the_protocol_and_new_rows_reuse_cached_dialogues() {
 
     let scores = artifact(&ws, "scores");
     assert_eq!(scores.num_rows(), 8);
+    // The self-agreement statistics are in the Parquet metadata too.
+    let path = ws.accord(&["show", "spec.yaml", "scores", "--path"]);
+    let file = std::fs::File::open(ws.path().join(path.stdout.trim())).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    let metadata = parquet::file::reader::FileReader::metadata(&reader)
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    let stats = metadata
+        .iter()
+        .find(|kv| kv.key == "accord.judge_reliability")
+        .and_then(|kv| kv.value.clone())
+        .expect("reliability metadata");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["repeats"], 3);
+    assert!((0.0..=1.0).contains(&stats["exact"].as_f64().unwrap()));
     let ca = scores.column_by_name("ca_score").unwrap();
     let ca = ca.as_any().downcast_ref::<Float64Array>().unwrap();
     assert!(

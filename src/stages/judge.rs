@@ -9,7 +9,8 @@
 //!
 //! `repeats: k` samples k ratings from the judge's distribution (at `repeat_temperature`)
 //! for a seeded sample of dialogues and reports how much they agree
-//! ([`crate::judge::reliability`]). Each dialogue's judgement is cached per row.
+//! ([`crate::judge::reliability`]): in the run's output and in the artifact's Parquet
+//! metadata under [`RELIABILITY_KEY`]. Each dialogue's judgement is cached per row.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ pub const SATISFACTION: &str = include_str!("../../data/prompts/party_satisfacti
 pub const RATIONALE: &str = include_str!("../../data/prompts/judge_rationale.jinja");
 
 const DIGITS: [&str; 6] = ["0", "1", "2", "3", "4", "5"];
+
+/// The Parquet metadata key of the judge's self-agreement statistics (JSON: `dialogues`,
+/// `repeats`, `exact`, `within_one`, `weighted_kappa`, `pearson_r`).
+pub const RELIABILITY_KEY: &str = "accord.judge_reliability";
 
 /// Collective Agency judging.
 pub struct Judge;
@@ -737,6 +742,7 @@ impl Stage for Judge {
 
         // Repeated ratings for the reliability check, sampled from the judge's distribution.
         let mut repeat_ratings: Vec<Vec<u32>> = vec![Vec::new(); cases.len()];
+        let mut summary = None;
         if params.repeats >= 2 {
             let mut judged: Vec<usize> = (0..cases.len())
                 .filter(|&i| !judgements[i].distribution.is_empty())
@@ -772,6 +778,7 @@ impl Stage for Judge {
                     "{}: judge self-agreement over {} dialogues x {} ratings: exact {:.2}, within ±1 {:.2}, weighted kappa {:.2}, Pearson r {:.2}",
                     ctx.name, r.dialogues, r.repeats, r.exact, r.within_one, r.weighted_kappa, r.pearson_r
                 ));
+                summary = Some(r);
             }
         }
 
@@ -803,6 +810,17 @@ impl Stage for Judge {
                 judgements.iter().map(|j| j.unparseable.as_deref()),
             )),
         ];
-        table::batch(&Stage::output_schema(self), columns)
+        // The self-agreement statistics travel in the Parquet file's metadata.
+        let schema = Stage::output_schema(self);
+        let schema = match summary {
+            Some(r) => Arc::new(schema.as_ref().clone().with_metadata(
+                std::collections::HashMap::from([(
+                    RELIABILITY_KEY.to_string(),
+                    serde_json::to_string(&r).expect("statistics serialise"),
+                )]),
+            )),
+            None => schema,
+        };
+        table::batch(&schema, columns)
     }
 }

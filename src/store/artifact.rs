@@ -198,9 +198,20 @@ impl Store {
             hasher: blake3::Hasher::new(),
             bytes: 0,
         };
+        // A stage's table-level metadata becomes the file's key-value metadata too, so
+        // readers that ignore Arrow's schema (DuckDB, say) see it.
+        let mut extra: Vec<parquet::file::metadata::KeyValue> = artifact
+            .batch
+            .schema()
+            .metadata()
+            .iter()
+            .map(|(k, v)| parquet::file::metadata::KeyValue::new(k.clone(), v.clone()))
+            .collect();
+        extra.sort_by(|a, b| a.key.cmp(&b.key));
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
             .set_created_by(format!("accord {}", crate::VERSION))
+            .set_key_value_metadata((!extra.is_empty()).then_some(extra))
             .build();
         let mut parquet = ArrowWriter::try_new(writer, artifact.batch.schema(), Some(props))?;
         parquet.write(artifact.batch)?;
