@@ -320,3 +320,126 @@ except Exception as e:
     assert_eq!(lines[2], "True", "streamed text equals the reply");
     assert_eq!(lines[3], "BadRequestError 400");
 }
+
+/// A stand-in endpoint that answers every request with a reply holding no rating (the
+/// fault under test), after checking the API key it was sent. Returns its base URL.
+fn garbage_endpoint(expected_key: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head, then the body its Content-Length announces.
+            loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+            let authorised = head.contains(&format!("authorization: bearer {expected_key}"));
+            let (status, body) = if authorised {
+                (
+                    "200 OK",
+                    json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "I cannot rate this."}, "finish_reason": "stop"}]}),
+                )
+            } else {
+                ("401 Unauthorized", json!({"error": {"message": "bad key"}}))
+            };
+            let body = body.to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn replies_without_a_rating_are_counted_not_scored_and_the_key_stays_secret() {
+    let ws = Workspace::new();
+    let url = garbage_endpoint("s3cret-key-42");
+    let policy = tiny_long_context(&ws);
+    let spec = judged_spec(&policy, &url, 2).replace(
+        "    model: tiny\nstages:",
+        "    model: tiny\n    api_key_env: JUDGE_KEY_FOR_TEST\nstages:",
+    );
+    ws.write("spec.yaml", &spec);
+    let missing = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("`JUDGE_KEY_FOR_TEST`") && missing.stderr.contains("is not set"),
+        "{}",
+        missing.stderr
+    );
+    let out = run_with_key(&ws);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("scores: 2 of 2 judge replies held no rating"),
+        "{}",
+        out.stderr
+    );
+    let path = ws.accord(&["show", "spec.yaml", "scores", "--path"]);
+    let scores = read_parquet(&ws.path().join(path.stdout.trim()));
+    assert_eq!(
+        scores.column_by_name("ca_score").unwrap().null_count(),
+        2,
+        "never scored 0"
+    );
+    assert_eq!(
+        strings(&scores, "unparseable"),
+        vec!["I cannot rate this."; 2]
+    );
+    // The key reached the endpoint (it answered) but no file of the store holds it.
+    for file in walk(&ws.path().join(".accord")) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("s3cret-key-42"),
+            "{}",
+            file.display()
+        );
+    }
+}
+
+fn run_with_key(ws: &Workspace) -> common::Output {
+    let mut cmd = ws.command(
+        &common::accord_bin(),
+        &["run", "spec.yaml", "--backend", "flex"],
+    );
+    cmd.env("JUDGE_KEY_FOR_TEST", "s3cret-key-42");
+    common::run(cmd)
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
