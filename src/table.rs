@@ -17,6 +17,37 @@ pub fn column(name: &str, data_type: DataType, description: &str) -> Field {
     )]))
 }
 
+/// A list column's type, with nullable items of type `item`.
+pub fn list_of(item: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", item, true)))
+}
+
+/// A list-of-strings column.
+pub fn string_lists<'a>(rows: impl Iterator<Item = &'a Vec<String>>) -> Arc<dyn Array> {
+    let mut builder = arrow::array::ListBuilder::new(arrow::array::StringBuilder::new());
+    for row in rows {
+        builder.append_value(row.iter().map(Some));
+    }
+    Arc::new(builder.finish())
+}
+
+/// Input column `name` as `T` (e.g. `UInt32Array`), or an error naming what is missing.
+pub fn typed_column<'a, T: Array + 'static>(
+    input: &'a Input,
+    name: &str,
+    expected: &'static str,
+) -> Result<&'a T, StageError> {
+    input
+        .batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| StageError::MissingColumn {
+            input: input.name.clone(),
+            column: name.into(),
+            expected,
+        })
+}
+
 /// A schema of described columns.
 pub fn schema(fields: Vec<Field>) -> SchemaRef {
     Arc::new(Schema::new(fields))

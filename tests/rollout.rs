@@ -271,7 +271,7 @@ fn kill_9_mid_rollout_keeps_finished_dialogues() {
     let rows = ws.path().join(".accord/cache/rows/rollout");
     let started = Instant::now();
     let count = |dir: &Path| -> usize {
-        walk(dir)
+        common::files_below(dir)
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .count()
@@ -297,19 +297,4 @@ fn kill_9_mid_rollout_keeps_finished_dialogues() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let line = format!("dialogues: {} computed, {finished} cached", 4 - finished);
     assert!(out.stderr.contains(&line), "{line}\n{}", out.stderr);
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.extend(walk(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }

@@ -412,7 +412,7 @@ fn replies_without_a_rating_are_counted_not_scored_and_the_key_stays_secret() {
         vec!["I cannot rate this."; 2]
     );
     // The key reached the endpoint (it answered) but no file of the store holds it.
-    for file in walk(&ws.path().join(".accord")) {
+    for file in common::files_below(&ws.path().join(".accord")) {
         let bytes = std::fs::read(&file).unwrap();
         assert!(
             !String::from_utf8_lossy(&bytes).contains("s3cret-key-42"),
@@ -429,17 +429,4 @@ fn run_with_key(ws: &Workspace) -> common::Output {
     );
     cmd.env("JUDGE_KEY_FOR_TEST", "s3cret-key-42");
     common::run(cmd)
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

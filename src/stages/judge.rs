@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Float64Builder, ListBuilder, UInt32Builder,
+    ArrayRef, BooleanArray, Float64Array, Float64Builder, ListBuilder, UInt32Array, UInt32Builder,
 };
-use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -153,10 +153,6 @@ struct Judgement {
     unparseable: Option<String>,
 }
 
-fn list_of(item: DataType) -> DataType {
-    DataType::List(Arc::new(Field::new("item", item, true)))
-}
-
 pub(crate) fn render(source: &str, context: minijinja::Value) -> Result<String, StageError> {
     let mut env = minijinja::Environment::new();
     env.add_template("t", source)
@@ -187,33 +183,9 @@ pub(crate) fn cases(input: &crate::stage::Input) -> Result<Vec<Case>, StageError
     let personas = table::string_column(input, "persona")?;
     let texts = table::string_column(input, "text")?;
     let dilemmas = table::string_column(input, "dilemma")?;
-    let speakers = input
-        .batch
-        .column_by_name("speaker")
-        .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt32Array>())
-        .ok_or_else(|| StageError::MissingColumn {
-            input: input.name.clone(),
-            column: "speaker".into(),
-            expected: "UInt32",
-        })?;
-    let samples = input
-        .batch
-        .column_by_name("sample")
-        .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt32Array>())
-        .ok_or_else(|| StageError::MissingColumn {
-            input: input.name.clone(),
-            column: "sample".into(),
-            expected: "UInt32",
-        })?;
-    let agreed = input
-        .batch
-        .column_by_name("agreed")
-        .and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
-        .ok_or_else(|| StageError::MissingColumn {
-            input: input.name.clone(),
-            column: "agreed".into(),
-            expected: "Boolean",
-        })?;
+    let speakers: &UInt32Array = table::typed_column(input, "speaker", "UInt32")?;
+    let samples: &UInt32Array = table::typed_column(input, "sample", "UInt32")?;
+    let agreed: &BooleanArray = table::typed_column(input, "agreed", "Boolean")?;
     let mut order: Vec<String> = Vec::new();
     let mut by_id: BTreeMap<String, Case> = BTreeMap::new();
     for row in 0..input.batch.num_rows() {
@@ -261,20 +233,24 @@ pub(crate) fn cases(input: &crate::stage::Input) -> Result<Vec<Case>, StageError
         .collect())
 }
 
-impl Judge {
-    fn endpoint(&self, params: &Params, ctx: &StageContext) -> Result<Endpoint, StageError> {
-        let spec = ctx
-            .models
-            .spec(&params.model)
-            .map_err(|e| StageError::Failed(e.to_string()))?;
-        Endpoint::new(
-            &params.model,
-            spec,
-            std::time::Duration::from_secs_f64(params.timeout_s.max(0.001)),
-            params.attempts,
-        )
-        .map_err(|e| StageError::Failed(e.to_string()))
-    }
+/// The endpoint of spec model `model`, with a per-request timeout and tries.
+pub(crate) fn endpoint(
+    ctx: &StageContext,
+    model: &str,
+    timeout_s: f64,
+    attempts: u32,
+) -> Result<Endpoint, StageError> {
+    let spec = ctx
+        .models
+        .spec(model)
+        .map_err(|e| StageError::Failed(e.to_string()))?;
+    Endpoint::new(
+        model,
+        spec,
+        std::time::Duration::from_secs_f64(timeout_s.max(0.001)),
+        attempts,
+    )
+    .map_err(|e| StageError::Failed(e.to_string()))
 }
 
 /// Judges the dialogues at `missing` with an endpoint, `concurrency` requests at a time;
@@ -442,12 +418,12 @@ impl Stage for Judge {
             .with_nullable(true),
             table::column(
                 "ca_distribution",
-                list_of(DataType::Float64),
+                table::list_of(DataType::Float64),
                 "P(rating = 0..5) from the judge; empty when the judge was not asked.",
             ),
             table::column(
                 "satisfaction",
-                list_of(DataType::Float64),
+                table::list_of(DataType::Float64),
                 "Each party's expected satisfaction, 0-5, in speaker order (null where the reply held no rating); empty when not asked.",
             ),
             table::column(
@@ -467,7 +443,7 @@ impl Stage for Judge {
             ),
             table::column(
                 "repeat_ratings",
-                list_of(DataType::UInt32),
+                table::list_of(DataType::UInt32),
                 "Ratings sampled for the reliability check; empty for dialogues outside the sample.",
             ),
             table::column(
@@ -504,32 +480,19 @@ impl Stage for Judge {
     }
 
     fn resources(&self, params: &Params) -> Vec<Resource> {
-        let mut resources = Vec::new();
-        for (field, file, name, builtin) in [
-            ("rubric_file", &params.rubric_file, "CA rubric", RUBRIC),
-            (
+        vec![
+            super::template_resource("rubric_file", &params.rubric_file, "CA rubric", RUBRIC),
+            super::template_resource(
                 "satisfaction_file",
                 &params.satisfaction_file,
                 "satisfaction question",
                 SATISFACTION,
             ),
-        ] {
-            resources.push(match file {
-                Some(path) => Resource::File {
-                    field: field.into(),
-                    path: path.clone(),
-                },
-                None => Resource::Embedded {
-                    name,
-                    bytes: builtin.as_bytes(),
-                },
-            });
-        }
-        resources.push(Resource::Embedded {
-            name: "rationale request",
-            bytes: RATIONALE.as_bytes(),
-        });
-        resources
+            Resource::Embedded {
+                name: "rationale request",
+                bytes: RATIONALE.as_bytes(),
+            },
+        ]
     }
 
     fn models(&self, params: &Params) -> Vec<(&'static str, String)> {
@@ -541,15 +504,8 @@ impl Stage for Judge {
             return Err(StageError::Failed("`judge` needs exactly one input".into()));
         };
         let local = ctx.models.in_process(&params.model);
-        let read = |path: &Option<PathBuf>, builtin: &str| match path {
-            Some(path) => {
-                let path = ctx.resolve(path);
-                std::fs::read_to_string(&path).map_err(|source| StageError::Read { path, source })
-            }
-            None => Ok(builtin.to_string()),
-        };
-        let rubric = read(&params.rubric_file, RUBRIC)?;
-        let satisfaction = read(&params.satisfaction_file, SATISFACTION)?;
+        let rubric = super::read_template(ctx, &params.rubric_file, RUBRIC)?;
+        let satisfaction = super::read_template(ctx, &params.satisfaction_file, SATISFACTION)?;
         let cases = cases(input)?;
         let backend = if local {
             Some(
@@ -614,7 +570,7 @@ impl Stage for Judge {
             .filter(|&i| judgements[i].is_none())
             .collect();
         if !missing.is_empty() && !local {
-            let endpoint = self.endpoint(params, ctx)?;
+            let endpoint = endpoint(ctx, &params.model, params.timeout_s, params.attempts)?;
             let rated = judge_with_endpoint(
                 &endpoint,
                 params,

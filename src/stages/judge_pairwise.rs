@@ -22,7 +22,6 @@ use super::judge::{Case, cases, render};
 use crate::judge::openai::{self, Rating};
 use crate::llm::chat::Message;
 use crate::llm::choice::{answer_distribution, answer_tokens, next_token_logprobs};
-use crate::llm::endpoint::Endpoint;
 use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
 use crate::store::row_cache::row_key;
 use crate::table;
@@ -134,16 +133,12 @@ impl Stage for JudgePairwise {
     }
 
     fn resources(&self, params: &Params) -> Vec<Resource> {
-        vec![match &params.rubric_file {
-            Some(path) => Resource::File {
-                field: "rubric_file".into(),
-                path: path.clone(),
-            },
-            None => Resource::Embedded {
-                name: "pairwise CA rubric",
-                bytes: RUBRIC.as_bytes(),
-            },
-        }]
+        vec![super::template_resource(
+            "rubric_file",
+            &params.rubric_file,
+            "pairwise CA rubric",
+            RUBRIC,
+        )]
     }
 
     fn models(&self, params: &Params) -> Vec<(&'static str, String)> {
@@ -156,14 +151,7 @@ impl Stage for JudgePairwise {
                 "`judge_pairwise` needs two inputs".into(),
             ));
         };
-        let rubric = match &params.rubric_file {
-            Some(path) => {
-                let path = ctx.resolve(path);
-                std::fs::read_to_string(&path)
-                    .map_err(|source| StageError::Read { path, source })?
-            }
-            None => RUBRIC.to_string(),
-        };
+        let rubric = super::read_template(ctx, &params.rubric_file, RUBRIC)?;
         let (a_cases, b_cases) = (cases(a)?, cases(b)?);
         let pairs: Vec<(&Case, &Case)> = a_cases
             .iter()
@@ -246,17 +234,8 @@ impl Stage for JudgePairwise {
                 }
                 Ok(out)
             } else {
-                let spec = ctx
-                    .models
-                    .spec(&params.model)
-                    .map_err(|e| StageError::Failed(e.to_string()))?;
-                let endpoint = Endpoint::new(
-                    &params.model,
-                    spec,
-                    std::time::Duration::from_secs_f64(params.timeout_s.max(0.001)),
-                    params.attempts,
-                )
-                .map_err(|e| StageError::Failed(e.to_string()))?;
+                let endpoint =
+                    super::judge::endpoint(ctx, &params.model, params.timeout_s, params.attempts)?;
                 questions
                     .iter()
                     .map(|q| {

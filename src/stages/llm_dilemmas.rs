@@ -104,13 +104,7 @@ pub fn write(
         .as_deref()
         .ok_or_else(|| StageError::Failed("`mode: llm` needs `model`".into()))?;
     let failed = |e: crate::llm::LlmError| StageError::Failed(format!("model `{name}`: {e}"));
-    let prompt_source = match &params.prompt_file {
-        Some(path) => {
-            let path = ctx.resolve(path);
-            std::fs::read_to_string(&path).map_err(|source| StageError::Read { path, source })?
-        }
-        None => BUILTIN_PROMPT.to_string(),
-    };
+    let prompt_source = super::read_template(ctx, &params.prompt_file, BUILTIN_PROMPT)?;
     let mut domains: Vec<String> = if params.domains.is_empty() {
         library.templates.iter().map(|t| t.domain.clone()).collect()
     } else {

@@ -38,6 +38,41 @@ pub(crate) fn library_resource(
     }
 }
 
+/// What a template parameter makes the output depend on: the named file, or the built-in
+/// template (`name`, `builtin`).
+pub(crate) fn template_resource(
+    field: &str,
+    file: &Option<PathBuf>,
+    name: &'static str,
+    builtin: &'static str,
+) -> Resource {
+    match file {
+        Some(path) => Resource::File {
+            field: field.into(),
+            path: path.clone(),
+        },
+        None => Resource::Embedded {
+            name,
+            bytes: builtin.as_bytes(),
+        },
+    }
+}
+
+/// The text of a template parameter's file (relative to the spec's folder), or `builtin`.
+pub(crate) fn read_template(
+    ctx: &StageContext,
+    file: &Option<PathBuf>,
+    builtin: &str,
+) -> Result<String, StageError> {
+    match file {
+        Some(path) => {
+            let path = ctx.resolve(path);
+            std::fs::read_to_string(&path).map_err(|source| StageError::Read { path, source })
+        }
+        None => Ok(builtin.to_string()),
+    }
+}
+
 /// The library named by a `library` parameter (relative to the spec's folder), or the
 /// built-in one; errors name the file.
 pub(crate) fn load_library<T: Clone>(

@@ -110,12 +110,12 @@ impl Stage for PersonaPairing {
             ),
             table::column(
                 "more_personas",
-                string_list(),
+                table::list_of(DataType::Utf8),
                 "The ids of parties 3, 4, … (`parties` above 2); empty for pairs.",
             ),
             table::column(
                 "more_profiles",
-                string_list(),
+                table::list_of(DataType::Utf8),
                 "Their profiles, in the same order.",
             ),
         ])
@@ -221,8 +221,8 @@ impl Stage for PersonaPairing {
                 table::strings(rows.iter().map(|r| r.persona_b_profile.as_str())),
                 table::strings(rows.iter().map(|r| r.conflict_axis.as_str())),
                 table::floats(rows.iter().map(|r| r.conflict_score)),
-                string_lists(rows.iter().map(|r| &r.more_personas)),
-                string_lists(rows.iter().map(|r| &r.more_profiles)),
+                table::string_lists(rows.iter().map(|r| &r.more_personas)),
+                table::string_lists(rows.iter().map(|r| &r.more_profiles)),
             ],
         )
     }
@@ -253,24 +253,6 @@ pub struct Row {
     /// Parties beyond the pair: ids and profiles.
     pub more_personas: Vec<String>,
     pub more_profiles: Vec<String>,
-}
-
-fn string_list() -> DataType {
-    DataType::List(std::sync::Arc::new(arrow::datatypes::Field::new(
-        "item",
-        DataType::Utf8,
-        true,
-    )))
-}
-
-fn string_lists<'a>(
-    rows: impl Iterator<Item = &'a Vec<String>>,
-) -> std::sync::Arc<dyn arrow::array::Array> {
-    let mut builder = arrow::array::ListBuilder::new(arrow::array::StringBuilder::new());
-    for row in rows {
-        builder.append_value(row.iter().map(Some));
-    }
-    std::sync::Arc::new(builder.finish())
 }
 
 /// Parties 3, 4, … for a row whose pair is `chosen`.

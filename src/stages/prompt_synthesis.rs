@@ -201,16 +201,12 @@ impl Stage for PromptSynthesis {
         let mut resources =
             super::library_resource(&params.library, "dilemma library", dilemma_library::BUILTIN);
         if params.mode == SynthesisMode::Llm {
-            resources.push(match &params.prompt_file {
-                Some(path) => Resource::File {
-                    field: "prompt_file".into(),
-                    path: path.clone(),
-                },
-                None => Resource::Embedded {
-                    name: "dilemma request",
-                    bytes: llm_dilemmas::BUILTIN_PROMPT.as_bytes(),
-                },
-            });
+            resources.push(super::template_resource(
+                "prompt_file",
+                &params.prompt_file,
+                "dilemma request",
+                llm_dilemmas::BUILTIN_PROMPT,
+            ));
             resources.push(Resource::Embedded {
                 name: "persona library",
                 bytes: super::persona_library::BUILTIN.as_bytes(),

@@ -16,7 +16,7 @@ use arrow::array::{
     Array, ArrayRef, BooleanArray, Float32Builder, Float64Array, ListBuilder, StringArray,
     UInt32Array, UInt32Builder,
 };
-use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -154,10 +154,6 @@ impl Params {
     }
 }
 
-fn list_of(item: DataType) -> DataType {
-    DataType::List(Arc::new(Field::new("item", item, true)))
-}
-
 impl Stage for Rollout {
     type Params = Params;
     const KIND: &'static str = "rollout";
@@ -203,17 +199,17 @@ impl Stage for Rollout {
             table::column("text", DataType::Utf8, "What the speaker said."),
             table::column(
                 "prompt_ids",
-                list_of(DataType::UInt32),
+                table::list_of(DataType::UInt32),
                 "The whole prompt the speaker's model saw, as token ids.",
             ),
             table::column(
                 "token_ids",
-                list_of(DataType::UInt32),
+                table::list_of(DataType::UInt32),
                 "The generated tokens (an end-of-turn token included when one ended it).",
             ),
             table::column(
                 "logprobs",
-                list_of(DataType::Float32),
+                table::list_of(DataType::Float32),
                 "The sampling log-prob of each generated token.",
             ),
             table::column(
@@ -292,25 +288,14 @@ impl Stage for Rollout {
     }
 
     fn resources(&self, params: &Params) -> Vec<Resource> {
-        let template = |field: &str, file: &Option<PathBuf>, name, builtin: &'static str| match file
-        {
-            Some(path) => Resource::File {
-                field: field.into(),
-                path: path.clone(),
-            },
-            None => Resource::Embedded {
-                name,
-                bytes: builtin.as_bytes(),
-            },
-        };
         let mut resources = vec![
-            template(
+            super::template_resource(
                 "protocol_file",
                 &params.protocol_file,
                 "negotiation protocol",
                 PROTOCOL,
             ),
-            template(
+            super::template_resource(
                 "summary_file",
                 &params.summary_file,
                 "closing summary",
@@ -318,7 +303,7 @@ impl Stage for Rollout {
             ),
         ];
         if params.agreement == Agreement::Judge {
-            resources.push(template(
+            resources.push(super::template_resource(
                 "agreement_file",
                 &params.agreement_file,
                 "agreement check",
@@ -356,19 +341,12 @@ impl Stage for Rollout {
             ));
         };
         let agents = params.agent_models();
-        let read = |path: &Option<PathBuf>, builtin: &str| match path {
-            Some(path) => {
-                let path = ctx.resolve(path);
-                std::fs::read_to_string(&path).map_err(|source| StageError::Read { path, source })
-            }
-            None => Ok(builtin.to_string()),
-        };
-        let system_prompt = read(&params.protocol_file, PROTOCOL)?;
-        let summary_prompt = read(&params.summary_file, SUMMARY)?;
+        let system_prompt = super::read_template(ctx, &params.protocol_file, PROTOCOL)?;
+        let summary_prompt = super::read_template(ctx, &params.summary_file, SUMMARY)?;
         let agreement = match params.agreement {
             Agreement::Judge => AgreementCheck::Judge {
                 model: params.agreement_model().expect("checked: agents exist"),
-                prompt: read(&params.agreement_file, AGREEMENT)?,
+                prompt: super::read_template(ctx, &params.agreement_file, AGREEMENT)?,
             },
             Agreement::Marker => AgreementCheck::Marker(params.marker.clone()),
         };

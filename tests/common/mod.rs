@@ -180,3 +180,17 @@ pub fn tiny_long_context(ws: &Workspace) -> String {
     std::fs::write(to.join("config.json"), config).unwrap();
     "path:tiny".into()
 }
+
+/// Every file below `dir`, at any depth (none when it does not exist).
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_below(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
