@@ -159,6 +159,7 @@ fn bad_requests_get_openai_errors_and_concurrent_requests_are_served() {
         (hello(json!({"temperature": 7})), 400, "temperature"),
         (hello(json!({"top_logprobs": 2})), 400, "top_logprobs"),
         (hello(json!({"stop": 3})), 400, "stop"),
+        (hello(json!({"stop": ""})), 400, "stop"),
         (hello(json!({"model": "gpt-4o"})), 404, "model"),
     ] {
         let (got, text) = post(&server.url, &body);

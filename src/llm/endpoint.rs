@@ -39,6 +39,8 @@ pub enum EndpointError {
 #[derive(Clone)]
 pub struct Endpoint {
     url: String,
+    /// The URL as errors show it: without user info or query (where keys sometimes hide).
+    shown: String,
     /// The served model name requests carry.
     pub model: String,
     api_key: Option<String>,
@@ -51,7 +53,7 @@ impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The key stays out of debug output.
         f.debug_struct("Endpoint")
-            .field("url", &self.url)
+            .field("url", &self.shown)
             .field("model", &self.model)
             .finish_non_exhaustive()
     }
@@ -82,6 +84,7 @@ impl Endpoint {
             .build();
         Ok(Self {
             url: format!("{}/chat/completions", base.trim_end_matches('/')),
+            shown: shown_url(base),
             model: model.clone(),
             api_key,
             agent: ureq::Agent::new_with_config(config),
@@ -116,29 +119,48 @@ impl Endpoint {
                 }
             };
             let status = response.status().as_u16();
-            let text = response.body_mut().read_to_string().unwrap_or_default();
+            let text = match response.body_mut().read_to_string() {
+                Ok(text) => text,
+                Err(e) => {
+                    last = format!("reading the answer: {e}");
+                    continue;
+                }
+            };
             if status == 429 || status >= 500 {
                 last = format!("status {status}: {}", server_message(&text));
                 continue;
             }
             if status >= 400 {
                 return Err(EndpointError::Rejected {
-                    url: self.url.clone(),
+                    url: self.shown.clone(),
                     status,
                     message: server_message(&text),
                 });
             }
             return serde_json::from_str(&text).map_err(|e| EndpointError::BadBody {
-                url: self.url.clone(),
+                url: self.shown.clone(),
                 message: e.to_string(),
             });
         }
         Err(EndpointError::Unreachable {
-            url: self.url.clone(),
+            url: self.shown.clone(),
             attempts: self.attempts,
             last,
         })
     }
+}
+
+/// `base` without `user:password@` and without a query string.
+fn shown_url(base: &str) -> String {
+    let base = base.split(['?', '#']).next().unwrap_or(base);
+    let shown = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{rest}")
+        }
+        None => base.to_string(),
+    };
+    format!("{}/chat/completions", shown.trim_end_matches('/'))
 }
 
 /// The `error.message` of an OpenAI-style error body, else the body's start.

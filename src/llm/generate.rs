@@ -81,10 +81,19 @@ pub fn generate(
     if longest == 0 {
         return Err(LlmError::Generation("a prompt has no tokens".into()));
     }
-    let room = model.config.max_positions.saturating_sub(longest);
-    if room == 0 {
+    // Each row's room is what its own prompt leaves of the context (positions count each
+    // row's real tokens, so a long neighbour takes nothing from it).
+    let rooms: Vec<usize> = requests
+        .iter()
+        .map(|r| model.config.max_positions.saturating_sub(r.prompt.len()))
+        .collect();
+    if let Some(full) = requests
+        .iter()
+        .find(|r| r.prompt.len() >= model.config.max_positions)
+    {
         return Err(LlmError::Generation(format!(
-            "a prompt of {longest} tokens fills the model's context of {} tokens; shorten the prompt (fewer `context_turns`, a shorter template)",
+            "a prompt of {} tokens fills the model's context of {} tokens; shorten the prompt (fewer `context_turns`, a shorter template)",
+            full.prompt.len(),
             model.config.max_positions
         )));
     }
@@ -104,7 +113,8 @@ pub fn generate(
         .collect();
     let mut done: Vec<bool> = requests
         .iter()
-        .map(|r| r.max_new_tokens.min(room) == 0)
+        .zip(&rooms)
+        .map(|(r, room)| r.max_new_tokens.min(*room) == 0)
         .collect();
     let mut step_tokens: Vec<Vec<u32>> = requests
         .iter()
@@ -159,7 +169,7 @@ pub fn generate(
                     done[row] = true;
                 }
             }
-            if !done[row] && completion.tokens.len() >= request.max_new_tokens.min(room) {
+            if !done[row] && completion.tokens.len() >= request.max_new_tokens.min(rooms[row]) {
                 done[row] = true;
             }
         }

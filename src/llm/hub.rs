@@ -26,8 +26,9 @@ use crate::spec::{Backend, ModelSpec};
 use crate::store::Store;
 
 /// The files of a Hugging Face folder that a model's output depends on.
-const FOLDER_FILES: [&str; 5] = [
+const FOLDER_FILES: [&str; 6] = [
     "config.json",
+    "chat_template.jinja",
     "tokenizer.json",
     "tokenizer_config.json",
     "generation_config.json",

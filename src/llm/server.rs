@@ -68,15 +68,33 @@ pub fn router(model: Arc<LoadedModel>, name: &str, max_batch: usize) -> Router {
         })
 }
 
-/// Takes jobs off the queue and decodes whatever is waiting in one batch.
+/// Takes jobs off the queue and decodes whatever is waiting in one batch of at most
+/// `max_batch` sequences (a single larger request runs alone). Jobs whose client has gone
+/// are dropped; a panic while decoding fails that batch's requests, not the server.
 fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize) {
-    while let Ok(first) = queue.recv() {
+    let mut held: Option<Job> = None;
+    loop {
+        let first = match held.take() {
+            Some(job) => job,
+            None => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        if first.events.is_closed() {
+            continue;
+        }
         let mut jobs = vec![first];
-        // Whatever else arrived meanwhile joins the batch.
+        // Whatever else arrived meanwhile joins the batch, up to `max_batch` sequences.
         std::thread::sleep(Duration::from_millis(2));
         let mut size = jobs[0].requests.len();
         while size < max_batch {
             match queue.try_recv() {
+                Ok(job) if job.events.is_closed() => {}
+                Ok(job) if size + job.requests.len() > max_batch => {
+                    held = Some(job);
+                    break;
+                }
                 Ok(job) => {
                     size += job.requests.len();
                     jobs.push(job);
@@ -92,16 +110,23 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
                 requests.push(request.clone());
             }
         }
-        let result = generate(
-            &model.model,
-            &model.tokenizer,
-            &requests,
-            &model.stop_tokens,
-            |row, token| {
-                let (j, index) = owners[row];
-                let _ = jobs[j].events.send(Progress::Token { index, token });
-            },
-        );
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            generate(
+                &model.model,
+                &model.tokenizer,
+                &requests,
+                &model.stop_tokens,
+                |row, token| {
+                    let (j, index) = owners[row];
+                    let _ = jobs[j].events.send(Progress::Token { index, token });
+                },
+            )
+        }))
+        .unwrap_or_else(|_| {
+            Err(super::LlmError::Generation(
+                "decoding failed (the engine panicked)".into(),
+            ))
+        });
         match result {
             Ok(completions) => {
                 let mut per_job: Vec<Vec<Completion>> = vec![Vec::new(); jobs.len()];
@@ -286,6 +311,9 @@ fn parse(body: &Value, served: &Served) -> Result<Parsed, ApiError> {
             ));
         }
     };
+    if stop.iter().any(String::is_empty) {
+        return Err(bad_request("stop", "a stop sequence cannot be empty"));
+    }
     let logprobs = match number("logprobs") {
         None => false,
         Some(v) => v

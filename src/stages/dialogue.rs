@@ -10,9 +10,11 @@
 //!
 //! Dialogues run in waves of `batch_size`; within a wave all unfinished dialogues advance
 //! together: each step builds every dialogue's next request (a turn or a closing summary)
-//! and decodes them in one batch per model. Each dialogue samples from its own seeded streams, so its text does
-//! not depend on which dialogues share its batch. A dialogue is handed to `on_done` as soon
-//! as its summary is written, so a caller can cache it before the others finish.
+//! and decodes them in one batch per model. Each dialogue samples from its own seeded
+//! streams, so its draws do not depend on which dialogues share its batch (the logits of
+//! differently shaped batches can still differ in their last bits, as in any batched
+//! engine). A dialogue is handed to `on_done` as soon as its summary is written, so a
+//! caller can cache it before the others finish.
 
 use std::sync::Arc;
 

@@ -460,6 +460,13 @@ impl Stage for Judge {
         if params.concurrency == 0 {
             problems.push(("concurrency".into(), "must be at least 1".into()));
         }
+        if !(params.timeout_s.is_finite() && params.timeout_s > 0.0 && params.timeout_s <= 86_400.0)
+        {
+            problems.push((
+                "timeout_s".into(),
+                "must be a number of seconds in (0, 86400]".into(),
+            ));
+        }
         if params.repeats == 1 {
             problems.push((
                 "repeats".into(),
@@ -713,13 +720,16 @@ impl Stage for Judge {
             let mut sampled = Vec::new();
             for &i in &judged[..take] {
                 let d = &judgements[i].distribution;
+                // p^(1/T) renormalised, in log space so that a small T cannot underflow.
                 let sharpened: Vec<f64> = {
-                    let powered: Vec<f64> = d
+                    let logs: Vec<f64> = d
                         .iter()
-                        .map(|p| p.powf(1.0 / params.repeat_temperature))
+                        .map(|p| p.max(1e-300).ln() / params.repeat_temperature)
                         .collect();
-                    let total: f64 = powered.iter().sum();
-                    powered.iter().map(|p| p / total).collect()
+                    let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let weights: Vec<f64> = logs.iter().map(|l| (l - max).exp()).collect();
+                    let total: f64 = weights.iter().sum();
+                    weights.iter().map(|w| w / total).collect()
                 };
                 let mut stream =
                     SeededRng::new(ctx.seed, &[b"repeat", cases[i].dialogue_id.as_bytes()]);

@@ -125,6 +125,17 @@ impl Stage for JudgePairwise {
         ])
     }
 
+    fn check_params(&self, params: &Params) -> Vec<(String, String)> {
+        if params.timeout_s.is_finite() && params.timeout_s > 0.0 && params.timeout_s <= 86_400.0 {
+            Vec::new()
+        } else {
+            vec![(
+                "timeout_s".into(),
+                "must be a number of seconds in (0, 86400]".into(),
+            )]
+        }
+    }
+
     fn check_inputs(&self, _params: &Params, inputs: &[Upstream]) -> Result<(), String> {
         match inputs {
             [a, b] if a.kind == "rollout" && b.kind == "rollout" => Ok(()),
