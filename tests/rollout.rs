@@ -213,6 +213,17 @@ fn the_marker_protocol_and_three_agents_work() {
     assert_eq!(strings(&turns, "kind")[4], "summary");
     let personas = strings(&turns, "persona");
     assert!(personas[0] != personas[1] && personas[1] != personas[2] && personas[0] != personas[2]);
+
+    // With two turns the third agent never speaks, yet the judge still rates all three.
+    ws.write("spec.yaml", &three.replace("max_turns: 4", "max_turns: 2"));
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let turns = artifact(&ws, "dialogues");
+    assert_eq!(u32s(&turns, "speaker"), vec![0, 1, 0]);
+    let scores = artifact(&ws, "scores");
+    let satisfaction = scores.column_by_name("satisfaction").unwrap();
+    let satisfaction = satisfaction.as_any().downcast_ref::<ListArray>().unwrap();
+    assert_eq!(satisfaction.value(0).len(), 3, "every party is rated");
 }
 
 #[test]

@@ -186,6 +186,10 @@ pub(crate) fn cases(input: &crate::stage::Input) -> Result<Vec<Case>, StageError
     let speakers: &UInt32Array = table::typed_column(input, "speaker", "UInt32")?;
     let samples: &UInt32Array = table::typed_column(input, "sample", "UInt32")?;
     let agreed: &BooleanArray = table::typed_column(input, "agreed", "Boolean")?;
+    let all_parties = input
+        .batch
+        .column_by_name("parties")
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::ListArray>());
     let mut order: Vec<String> = Vec::new();
     let mut by_id: BTreeMap<String, Case> = BTreeMap::new();
     for row in 0..input.batch.num_rows() {
@@ -203,6 +207,21 @@ pub(crate) fn cases(input: &crate::stage::Input) -> Result<Vec<Case>, StageError
                 agreed: agreed.value(row),
             }
         });
+        // All parties, those who never spoke included (older tables lack the column).
+        if case.parties.is_empty()
+            && let Some(all) = all_parties
+        {
+            let list = all.value(row);
+            if let Some(party_names) = list.as_any().downcast_ref::<arrow::array::StringArray>() {
+                case.parties = party_names
+                    .iter()
+                    .map(|name| Party {
+                        name: name.unwrap_or_default().to_string(),
+                        profile: name.unwrap_or_default().to_string(),
+                    })
+                    .collect();
+            }
+        }
         let speaker = speakers.value(row) as usize;
         if case.parties.len() <= speaker {
             case.parties.resize(

@@ -230,6 +230,11 @@ impl Stage for Rollout {
             ),
             table::column("dilemma_id", DataType::Utf8, "The dilemma's id."),
             table::column("dilemma", DataType::Utf8, "The dilemma's text."),
+            table::column(
+                "parties",
+                table::list_of(DataType::Utf8),
+                "Every party's persona name, in agent order (same on all the dialogue's rows).",
+            ),
         ])
     }
 
@@ -562,6 +567,8 @@ impl Stage for Rollout {
                 out.turns.push(turns);
                 out.dilemma_id.push(dilemma_ids.value(slot.row).to_string());
                 out.dilemma.push(dilemmas.value(slot.row).to_string());
+                out.parties
+                    .push(slot.task.parties.iter().map(|p| p.name.clone()).collect());
             }
         }
         let schema = Stage::output_schema(self);
@@ -584,6 +591,7 @@ impl Stage for Rollout {
             Arc::new(UInt32Array::from(out.turns)),
             table::strings(&out.dilemma_id),
             Arc::new(StringArray::from(out.dilemma)),
+            table::string_lists(out.parties.iter()),
         ];
         table::batch(&schema, columns)
     }
@@ -610,4 +618,5 @@ struct Columns {
     turns: Vec<u32>,
     dilemma_id: Vec<String>,
     dilemma: Vec<String>,
+    parties: Vec<Vec<String>>,
 }
