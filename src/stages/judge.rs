@@ -377,9 +377,12 @@ fn judge_with_endpoint(
                     }
                     let i = missing[k];
                     let outcome = judge_one(i).and_then(|judgement| {
-                        ctx.rows
-                            .put(&keys[i], &judgement)
-                            .map_err(|e| StageError::Failed(e.to_string()))?;
+                        // A reply without a rating is not kept: the next run asks again.
+                        if judgement.unparseable.is_none() {
+                            ctx.rows
+                                .put(&keys[i], &judgement)
+                                .map_err(|e| StageError::Failed(e.to_string()))?;
+                        }
                         Ok(judgement)
                     });
                     match outcome {
