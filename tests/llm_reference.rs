@@ -450,4 +450,7 @@ fn generation_stops_at_stop_tokens_and_strings() {
         out[0].text,
         needle
     );
+    // The token that completed the stop string is dropped, with its log-prob.
+    assert!(!tokenizer.decode(&out[0].tokens).unwrap().contains(&needle));
+    assert_eq!(out[0].logprobs.len(), out[0].tokens.len());
 }

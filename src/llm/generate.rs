@@ -36,6 +36,8 @@ pub enum Finish {
 /// What a row generated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
+    /// The generated tokens: with the stop token that ended it, if one did; without the
+    /// token that completed a stop string, if one did.
     pub tokens: Vec<u32>,
     /// Per-token log-probs (see [`super::sampling`]).
     pub logprobs: Vec<f32>,
@@ -192,6 +194,13 @@ pub fn generate(
             text.truncate(cut);
         }
         completion.text = text;
+        // The token that completed a stop string is not part of the completion: its ids and
+        // log-probs then match the text (what training and `usage` count).
+        if completion.finish == Finish::StopString {
+            completion.tokens.pop();
+            completion.logprobs.pop();
+            completion.top_logprobs.truncate(completion.tokens.len());
+        }
     }
     Ok(out)
 }

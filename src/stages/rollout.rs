@@ -157,7 +157,7 @@ impl Params {
 impl Stage for Rollout {
     type Params = Params;
     const KIND: &'static str = "rollout";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const SUMMARY: &'static str =
         "Negotiation dialogues between agents with opposing personas, with closing summaries.";
 
