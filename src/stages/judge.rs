@@ -138,6 +138,54 @@ pub(crate) struct Case {
     pub agreed: bool,
 }
 
+impl Case {
+    /// The rubric filled in for this dialogue.
+    fn rubric_question(&self, rubric: &str) -> Result<String, StageError> {
+        render(
+            rubric,
+            minijinja::context! {
+                dilemma => self.dilemma.clone(),
+                parties => minijinja::value::Serde(self.parties.clone()),
+                transcript => self.transcript.clone(),
+                summary => self.summary.clone(),
+                agreed => self.agreed,
+            },
+        )
+    }
+
+    /// The satisfaction question for each party, in speaker order.
+    fn satisfaction_questions(&self, template: &str) -> Result<Vec<String>, StageError> {
+        self.parties
+            .iter()
+            .map(|party| {
+                render(
+                    template,
+                    minijinja::context! {
+                        dilemma => self.dilemma.clone(),
+                        party => minijinja::value::Serde(party.clone()),
+                        transcript => self.transcript.clone(),
+                        summary => self.summary.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// The conversation that asks for a rationale after the rating `rating` of `question`.
+fn rationale_messages(question: &str, rating: f64) -> Result<Vec<Message>, StageError> {
+    let ask = render(
+        RATIONALE,
+        minijinja::context! { rating => format!("{rating:.1}") },
+    )?;
+    let best = (rating.round() as usize).min(5);
+    Ok(vec![
+        Message::new("user", question),
+        Message::new("assistant", DIGITS[best]),
+        Message::new("user", &ask),
+    ])
+}
+
 /// What the row cache keeps of one judgement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Judgement {
@@ -295,16 +343,7 @@ fn judge_with_endpoint(
         let failed = |e: crate::llm::endpoint::EndpointError| {
             StageError::Failed(format!("judge `{}`: {e}", params.model))
         };
-        let question = render(
-            rubric,
-            minijinja::context! {
-                dilemma => c.dilemma.clone(),
-                parties => minijinja::value::Serde(c.parties.clone()),
-                transcript => c.transcript.clone(),
-                summary => c.summary.clone(),
-                agreed => c.agreed,
-            },
-        )?;
+        let question = c.rubric_question(rubric)?;
         let distribution =
             match openai::rate(endpoint, &[Message::new("user", &question)]).map_err(failed)? {
                 Rating::Distribution(d) => d,
@@ -319,16 +358,7 @@ fn judge_with_endpoint(
                 }
             };
         let mut parties = Vec::new();
-        for party in &c.parties {
-            let ask = render(
-                satisfaction,
-                minijinja::context! {
-                    dilemma => c.dilemma.clone(),
-                    party => minijinja::value::Serde(party.clone()),
-                    transcript => c.transcript.clone(),
-                    summary => c.summary.clone(),
-                },
-            )?;
+        for ask in c.satisfaction_questions(satisfaction)? {
             parties.push(
                 match openai::rate(endpoint, &[Message::new("user", &ask)]).map_err(failed)? {
                     Rating::Distribution(d) => Some(expectation(&d)),
@@ -338,18 +368,9 @@ fn judge_with_endpoint(
         }
         let rating = expectation(&distribution);
         let rationale = if params.rationale_tokens > 0 {
-            let ask = render(
-                RATIONALE,
-                minijinja::context! { rating => format!("{rating:.1}") },
-            )?;
-            let best = (rating.round() as usize).min(5);
             openai::answer(
                 endpoint,
-                &[
-                    Message::new("user", &question),
-                    Message::new("assistant", DIGITS[best]),
-                    Message::new("user", &ask),
-                ],
+                &rationale_messages(&question, rating)?,
                 params.rationale_tokens,
             )
             .map_err(failed)?
@@ -636,56 +657,27 @@ impl Stage for Judge {
                 let mut rubric_prompts = Vec::new();
                 let mut party_prompts = Vec::new();
                 for &i in chunk {
-                    let c = &cases[i];
-                    let question = render(
-                        &rubric,
-                        minijinja::context! {
-                            dilemma => c.dilemma.clone(),
-                            parties => minijinja::value::Serde(c.parties.clone()),
-                            transcript => c.transcript.clone(),
-                            summary => c.summary.clone(),
-                            agreed => c.agreed,
-                        },
-                    )?;
+                    let question = cases[i].rubric_question(&rubric)?;
                     rubric_prompts.push(encode(&[Message::new("user", &question)])?);
                     questions.push(question);
-                    for party in &c.parties {
-                        let ask = render(
-                            &satisfaction,
-                            minijinja::context! {
-                                dilemma => c.dilemma.clone(),
-                                party => minijinja::value::Serde(party.clone()),
-                                transcript => c.transcript.clone(),
-                                summary => c.summary.clone(),
-                            },
-                        )?;
+                    for ask in cases[i].satisfaction_questions(&satisfaction)? {
                         party_prompts.push(encode(&[Message::new("user", &ask)])?);
                     }
                 }
                 let ca = distributions(&rubric_prompts)?;
                 let mut parties = distributions(&party_prompts)?.into_iter();
-                let mut rationale_requests = Vec::new();
-                for (j, question) in questions.iter().enumerate() {
-                    let rating = expectation(&ca[j]);
-                    let ask = render(
-                        RATIONALE,
-                        minijinja::context! { rating => format!("{rating:.1}") },
-                    )?;
-                    let best = (rating.round() as usize).min(5);
-                    rationale_requests.push(Request {
-                        prompt: encode(&[
-                            Message::new("user", question),
-                            Message::new("assistant", DIGITS[best]),
-                            Message::new("user", &ask),
-                        ])?,
-                        sampling: Sampling::greedy(),
-                        max_new_tokens: params.rationale_tokens,
-                        seed: 0,
-                        stop_strings: vec!["\n\n".into()],
-                        top_logprobs: 0,
-                    });
-                }
                 let rationales = if params.rationale_tokens > 0 {
+                    let mut rationale_requests = Vec::new();
+                    for (j, question) in questions.iter().enumerate() {
+                        rationale_requests.push(Request {
+                            prompt: encode(&rationale_messages(question, expectation(&ca[j]))?)?,
+                            sampling: Sampling::greedy(),
+                            max_new_tokens: params.rationale_tokens,
+                            seed: 0,
+                            stop_strings: vec!["\n\n".into()],
+                            top_logprobs: 0,
+                        });
+                    }
                     generate(
                         &model.model,
                         &model.tokenizer,
