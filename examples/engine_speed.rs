@@ -6,6 +6,9 @@
 //! or a `config.json` alone for seeded random weights of that shape (speed does not depend
 //! on the values; this is how a machine without the weights measures); BACKEND is `auto`,
 //! `flex` or `wgpu`; DTYPE is `f32` (default), `f16` or `bf16`.
+//!
+//! For profiling, `ENGINE_PROMPT` (tokens, default 256), `ENGINE_BATCHES` (default `1,8`)
+//! and `ENGINE_STEPS` (decode steps, default 32) change the workload.
 
 use std::path::Path;
 use std::time::Instant;
@@ -37,8 +40,18 @@ fn main() {
             .expect("model loads")
             .model
     };
-    let prompt: Vec<u32> = (0..256).map(|i| (i * 37 % 4000 + 100) as u32).collect();
-    for batch in [1usize, 8] {
+    let setting = |name: &str, default: &str| std::env::var(name).unwrap_or(default.into());
+    let numbers = |text: String| -> Vec<usize> {
+        text.split(',')
+            .map(|n| n.trim().parse().expect("a whole number"))
+            .collect()
+    };
+    let prompt_len = numbers(setting("ENGINE_PROMPT", "256"))[0];
+    let prompt: Vec<u32> = (0..prompt_len)
+        .map(|i| (i * 37 % 4000 + 100) as u32)
+        .collect();
+    let batches = numbers(setting("ENGINE_BATCHES", "1,8"));
+    for batch in batches {
         let rows = vec![prompt.clone(); batch];
         let valid = vec![vec![true; prompt.len()]; batch];
         // Warm-up (shader compilation and autotune on wgpu), prefill and a few decode steps.
@@ -54,7 +67,7 @@ fn main() {
         let started = Instant::now();
         let _ = model.forward(&rows, &valid, &mut cache, true).into_data();
         let prefill = started.elapsed().as_secs_f64();
-        let steps = 32;
+        let steps = numbers(setting("ENGINE_STEPS", "32"))[0];
         let started = Instant::now();
         for _ in 0..steps {
             let next = vec![vec![101u32]; batch];

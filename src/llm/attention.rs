@@ -5,6 +5,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, DType, Tensor};
 
 use super::dense::Dense;
+use super::layer_cache::LayerCache;
 use super::rope;
 
 /// Self-attention with `H` query heads sharing `K` key/value heads.
@@ -17,13 +18,6 @@ pub struct Attention {
     pub num_heads: usize,
     pub num_kv_heads: usize,
     pub head_dim: usize,
-}
-
-/// One layer's cached keys and values, each `[B, K, S, D]`.
-#[derive(Debug, Clone)]
-pub struct LayerCache {
-    pub keys: Tensor<4>,
-    pub values: Tensor<4>,
 }
 
 impl Attention {
@@ -54,17 +48,9 @@ impl Attention {
         let q = rope::apply(q, cos, sin);
         let key = rope::apply(key, cos, sin);
         // keys, values: [B, K, S, D]
-        let (keys, values) = match cache.take() {
-            Some(past) => (
-                Tensor::cat(vec![past.keys, key], 2),
-                Tensor::cat(vec![past.values, value], 2),
-            ),
-            None => (key, value),
-        };
-        *cache = Some(LayerCache {
-            keys: keys.clone(),
-            values: values.clone(),
-        });
+        let layer_cache = LayerCache::append(cache.take(), key, value);
+        let (keys, values) = layer_cache.filled();
+        *cache = Some(layer_cache);
         let s = keys.dims()[2];
         let group = h / k;
         // Each key/value head serves `group` query heads: fold them into the query rows,

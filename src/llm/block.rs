@@ -4,7 +4,8 @@ use burn::module::Module;
 use burn::nn::RmsNorm;
 use burn::tensor::{Bool, Tensor};
 
-use super::attention::{Attention, LayerCache};
+use super::attention::Attention;
+use super::layer_cache::LayerCache;
 use super::mlp::Mlp;
 
 #[derive(Module, Debug)]

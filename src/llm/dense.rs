@@ -4,10 +4,13 @@
 //! batch one token at a time) that walks the weight across its rows and runs at half the
 //! speed of `W · xᵀ`, which streams the weight once in storage order; with many rows
 //! (prefill, training) `x · Wᵀ` is as fast as burn's form. So the weight stays as the
-//! checkpoint has it, and the product is arranged by the number of rows.
+//! checkpoint has it, and the product is arranged by the number of rows; on flex, few rows
+//! go to the kernel in `few_rows`.
 
 use burn::module::{Module, Param};
 use burn::tensor::Tensor;
+
+use super::few_rows;
 
 /// Up to this many rows, the product is computed as `(W · xᵀ)ᵀ`.
 const FEW_ROWS: usize = 16;
@@ -22,11 +25,12 @@ pub struct Dense {
 
 /// `x · Wᵀ` for `x: [M, in]` and `weight: [out, in]`: `[M, out]`.
 pub fn project(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
-    if x.dims()[0] <= FEW_ROWS {
-        weight.matmul(x.transpose()).transpose() // [out, M] → [M, out]
-    } else {
-        x.matmul(weight.transpose())
+    if x.dims()[0] > FEW_ROWS {
+        return x.matmul(weight.transpose());
     }
+    let product = few_rows::weight_times_rows(&x, &weight) // [out, M]
+        .unwrap_or_else(|| weight.matmul(x.transpose()));
+    product.transpose() // [M, out]
 }
 
 impl Dense {

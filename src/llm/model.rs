@@ -9,11 +9,12 @@ use burn::module::{Module, Param};
 use burn::nn::{Embedding, RmsNorm};
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
 
-use super::attention::{Attention, LayerCache};
+use super::attention::Attention;
 use super::block::DecoderLayer;
 use super::config::ModelConfig;
 use super::dense::{Dense, project};
 use super::error::LlmError;
+use super::layer_cache::LayerCache;
 use super::mlp::Mlp;
 use super::rope::Rope;
 use super::weights::{HostTensor, WeightSource};
