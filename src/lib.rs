@@ -22,6 +22,7 @@ pub mod stages;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod train;
 
 pub use exec::{ExecOptions, OnError, RunSummary};
 pub use plan::Plan;

@@ -239,6 +239,20 @@ impl LlamaModel {
         cache: &mut KvCache,
         last_only: bool,
     ) -> Tensor<3> {
+        let t = tokens.first().map_or(0, Vec::len);
+        self.forward_last(tokens, valid, cache, if last_only { 1 } else { t })
+    }
+
+    /// [`forward`](Self::forward) returning logits for the last `keep` positions only,
+    /// `[B, keep, V]`: training scores completions without computing the LM head over
+    /// their prompts.
+    pub fn forward_last(
+        &self,
+        tokens: &[Vec<u32>],
+        valid: &[Vec<bool>],
+        cache: &mut KvCache,
+        keep: usize,
+    ) -> Tensor<3> {
         let device = self.device();
         let b = tokens.len();
         let t = tokens.first().map_or(0, Vec::len);
@@ -277,7 +291,12 @@ impl LlamaModel {
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             x = layer.forward(x, &cos, &sin, &mask, layer_cache);
         }
-        let x = if last_only { x.narrow(1, t - 1, 1) } else { x };
+        let keep = keep.min(t);
+        let x = if keep < t {
+            x.narrow(1, t - keep, keep)
+        } else {
+            x
+        };
         self.head(self.norm.forward(x))
     }
 
