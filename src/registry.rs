@@ -27,6 +27,7 @@ impl Registry {
             .with(crate::stages::prompt_synthesis::PromptSynthesis)
             .with(crate::stages::persona_pairing::PersonaPairing)
             .with(crate::stages::rollout::Rollout)
+            .with(crate::stages::grpo::Grpo)
             .with(crate::stages::judge::Judge)
             .with(crate::stages::judge_pairwise::JudgePairwise)
     }

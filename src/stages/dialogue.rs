@@ -128,7 +128,7 @@ fn render(source: &str, context: minijinja::Value) -> Result<String, StageError>
 }
 
 /// The dialogue so far as `Name: text` lines.
-fn transcript(task: &Task, turns: &[Utterance]) -> String {
+pub(crate) fn transcript(task: &Task, turns: &[Utterance]) -> String {
     turns
         .iter()
         .map(|t| format!("{}: {}", task.parties[t.speaker].name, t.text))
@@ -231,19 +231,17 @@ impl Protocol {
         ])
     }
 
-    /// Holds every dialogue of `tasks`; `on_done(i, dialogue)` sees each as it finishes.
+    /// Holds every dialogue of `tasks` with the spec's models; `on_done(i, dialogue)` sees
+    /// each as it finishes.
     pub fn run(
         &self,
         tasks: &[Task],
         models: &ModelHub,
         ctx: &StageContext,
-        mut on_done: impl FnMut(usize, Dialogue) -> Result<(), StageError>,
+        on_done: impl FnMut(usize, Dialogue) -> Result<(), StageError>,
     ) -> Result<(), StageError> {
-        if tasks.is_empty() {
-            return Ok(());
-        }
         let mut loaded: Vec<(String, Arc<LoadedModel>)> = Vec::new();
-        let mut model = |name: &str| -> Result<Arc<LoadedModel>, StageError> {
+        let model = |name: &str| -> Result<Arc<LoadedModel>, StageError> {
             if let Some((_, m)) = loaded.iter().find(|(n, _)| n == name) {
                 return Ok(m.clone());
             }
@@ -253,6 +251,21 @@ impl Protocol {
             loaded.push((name.to_string(), m.clone()));
             Ok(m)
         };
+        self.run_with(tasks, model, ctx, on_done)
+    }
+
+    /// [`run`](Self::run) with `model(name)` giving the model of each agent name (training
+    /// passes the policy it is updating).
+    pub fn run_with(
+        &self,
+        tasks: &[Task],
+        mut model: impl FnMut(&str) -> Result<Arc<LoadedModel>, StageError>,
+        ctx: &StageContext,
+        mut on_done: impl FnMut(usize, Dialogue) -> Result<(), StageError>,
+    ) -> Result<(), StageError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
         // Waves of `batch_size` dialogues: each wave is cached before the next starts, so an
         // interruption loses at most one wave, and memory stays bounded.
         let wave = self.batch_size.max(1);
@@ -355,7 +368,6 @@ impl Protocol {
             for (mut dialogue, reply) in live.into_iter().zip(replies) {
                 let reply = reply.expect("every live dialogue got a reply");
                 if dialogue.closing {
-                    ctx.progress.advance(1);
                     on_done(
                         dialogue.task,
                         Dialogue {

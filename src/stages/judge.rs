@@ -31,6 +31,7 @@ use crate::llm::chat::Message;
 use crate::llm::choice::{answer_distribution, answer_tokens, next_token_logprobs};
 use crate::llm::endpoint::Endpoint;
 use crate::llm::generate::{Request, generate};
+use crate::llm::loaded::LoadedModel;
 use crate::llm::sampling::Sampling;
 use crate::seed::SeededRng;
 use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
@@ -140,7 +141,7 @@ pub(crate) struct Case {
 
 impl Case {
     /// The rubric filled in for this dialogue.
-    fn rubric_question(&self, rubric: &str) -> Result<String, StageError> {
+    pub(crate) fn rubric_question(&self, rubric: &str) -> Result<String, StageError> {
         render(
             rubric,
             minijinja::context! {
@@ -170,6 +171,36 @@ impl Case {
             })
             .collect()
     }
+}
+
+/// Expected Collective Agency ratings (0–5) of `cases` from an in-process judge,
+/// `batch` prompts at a time.
+pub(crate) fn local_ca_scores(
+    judge: &LoadedModel,
+    cases: &[Case],
+    rubric: &str,
+    batch: usize,
+) -> Result<Vec<f64>, StageError> {
+    let failed = |e: crate::llm::LlmError| StageError::Failed(format!("judge: {e}"));
+    let digits = answer_tokens(&judge.tokenizer, &DIGITS).map_err(failed)?;
+    let mut scores = Vec::with_capacity(cases.len());
+    for chunk in cases.chunks(batch.max(1)) {
+        let mut prompts = Vec::with_capacity(chunk.len());
+        for case in chunk {
+            let question = case.rubric_question(rubric)?;
+            let text = judge
+                .chat_prompt(&[Message::new("user", &question)])
+                .map_err(failed)?;
+            prompts.push(judge.tokenizer.encode(&text).map_err(failed)?);
+        }
+        let logprobs = next_token_logprobs(&judge.model, &prompts).map_err(failed)?;
+        scores.extend(
+            logprobs
+                .iter()
+                .map(|row| expectation(&answer_distribution(row, &digits, 1.0))),
+        );
+    }
+    Ok(scores)
 }
 
 /// The conversation that asks for a rationale after the rating `rating` of `question`.

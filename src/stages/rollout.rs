@@ -25,7 +25,7 @@ use serde_json::json;
 use super::dialogue::{AgreementCheck, Context, Dialogue, Party, Protocol, Task};
 use crate::llm::sampling::Sampling;
 use crate::seed::SeededRng;
-use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
+use crate::stage::{Input, Resource, Stage, StageContext, StageError, Upstream};
 use crate::store::row_cache::row_key;
 use crate::table;
 
@@ -145,6 +145,41 @@ impl Params {
             (None, Some(model)) => vec![model.clone(), model.clone()],
             (None, None) => Vec::new(),
         }
+    }
+
+    /// The dialogue protocol these parameters describe, for `agents`.
+    pub(crate) fn protocol(
+        &self,
+        agents: Vec<String>,
+        ctx: &StageContext,
+    ) -> Result<Protocol, StageError> {
+        let system_prompt = super::read_template(ctx, &self.protocol_file, PROTOCOL)?;
+        let summary_prompt = super::read_template(ctx, &self.summary_file, SUMMARY)?;
+        let agreement = match self.agreement {
+            Agreement::Judge => AgreementCheck::Judge {
+                model: self.agreement_model().expect("checked: agents exist"),
+                prompt: super::read_template(ctx, &self.agreement_file, AGREEMENT)?,
+            },
+            Agreement::Marker => AgreementCheck::Marker(self.marker.clone()),
+        };
+        Ok(Protocol {
+            agents,
+            max_turns: self.max_turns,
+            context: match self.context_turns {
+                ContextTurns::Last(n) => Context::Last(n),
+                ContextTurns::All(_) => Context::All,
+            },
+            sampling: Sampling {
+                temperature: self.temperature,
+                top_k: 0,
+                top_p: self.top_p,
+            },
+            max_new_tokens: self.max_new_tokens,
+            agreement,
+            system_prompt,
+            summary_prompt,
+            batch_size: self.batch_size,
+        })
     }
 
     fn agreement_model(&self) -> Option<String> {
@@ -346,16 +381,8 @@ impl Stage for Rollout {
             ));
         };
         let agents = params.agent_models();
-        let system_prompt = super::read_template(ctx, &params.protocol_file, PROTOCOL)?;
-        let summary_prompt = super::read_template(ctx, &params.summary_file, SUMMARY)?;
-        let agreement = match params.agreement {
-            Agreement::Judge => AgreementCheck::Judge {
-                model: params.agreement_model().expect("checked: agents exist"),
-                prompt: super::read_template(ctx, &params.agreement_file, AGREEMENT)?,
-            },
-            Agreement::Marker => AgreementCheck::Marker(params.marker.clone()),
-        };
-        for name in agents.iter().chain(match &agreement {
+        let protocol = params.protocol(agents.clone(), ctx)?;
+        for name in agents.iter().chain(match &protocol.agreement {
             AgreementCheck::Judge { model, .. } => Some(model),
             AgreementCheck::Marker(_) => None,
         }) {
@@ -365,81 +392,11 @@ impl Stage for Rollout {
                 )));
             }
         }
-        let protocol = Protocol {
-            agents: agents.clone(),
-            max_turns: params.max_turns,
-            context: match params.context_turns {
-                ContextTurns::Last(n) => Context::Last(n),
-                ContextTurns::All(_) => Context::All,
-            },
-            sampling: Sampling {
-                temperature: params.temperature,
-                top_k: 0,
-                top_p: params.top_p,
-            },
-            max_new_tokens: params.max_new_tokens,
-            agreement,
-            system_prompt,
-            summary_prompt,
-            batch_size: params.batch_size,
-        };
 
         // The tasks: group_size dialogues per input row.
         let pair_ids = table::string_column(input, "pair_id")?;
         let dilemma_ids = table::string_column(input, "dilemma_id")?;
         let dilemmas = table::string_column(input, "dilemma")?;
-        let pair_personas = [
-            (
-                table::string_column(input, "persona_a")?,
-                table::string_column(input, "persona_a_profile")?,
-            ),
-            (
-                table::string_column(input, "persona_b")?,
-                table::string_column(input, "persona_b_profile")?,
-            ),
-        ];
-        let list = |name: &str| {
-            input
-                .batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<arrow::array::ListArray>())
-                .cloned()
-        };
-        let (more_ids, more_profiles) = (list("more_personas"), list("more_profiles"));
-        // Agent i's (persona id, profile) in row `row`: the pair, then `more_personas`.
-        let persona = |row: usize, i: usize| -> Result<(String, String), StageError> {
-            if let Some((ids, profiles)) = pair_personas.get(i) {
-                return Ok((ids.value(row).to_string(), profiles.value(row).to_string()));
-            }
-            let missing = || {
-                StageError::Failed(format!(
-                    "{} agents need {} parties per row, but `{}` has fewer; set `parties: {}` in its `persona_pairing`",
-                    agents.len(),
-                    agents.len(),
-                    input.name,
-                    agents.len()
-                ))
-            };
-            let (Some(ids), Some(profiles)) = (&more_ids, &more_profiles) else {
-                return Err(missing());
-            };
-            let (ids, profiles) = (ids.value(row), profiles.value(row));
-            let ids = ids
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(missing)?;
-            let profiles = profiles
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(missing)?;
-            if i - 2 >= ids.len() {
-                return Err(missing());
-            }
-            Ok((
-                ids.value(i - 2).to_string(),
-                profiles.value(i - 2).to_string(),
-            ))
-        };
         let backend = ctx
             .models
             .backend()
@@ -459,18 +416,9 @@ impl Stage for Rollout {
             key: String,
             task: Task,
         }
+        let all_parties = parties(input, agents.len())?;
         let mut slots = Vec::with_capacity(input.batch.num_rows() * params.group_size);
-        for row in 0..input.batch.num_rows() {
-            let parties: Vec<Party> = (0..agents.len())
-                .map(|i| {
-                    let (persona, profile) = persona(row, i)?;
-                    Ok(Party {
-                        persona,
-                        name: profile.split(". ").next().unwrap_or("").to_string(),
-                        profile,
-                    })
-                })
-                .collect::<Result<_, StageError>>()?;
+        for (row, parties) in all_parties.into_iter().enumerate() {
             for sample in 0..params.group_size {
                 let seed = SeededRng::new(
                     ctx.seed,
@@ -529,6 +477,7 @@ impl Stage for Rollout {
                 .put(&slots[slot].key, &dialogue)
                 .map_err(|e| StageError::Failed(e.to_string()))?;
             ctx.rows.tally(false);
+            ctx.progress.advance(1);
             done[slot] = Some(dialogue);
             Ok(())
         })?;
@@ -595,6 +544,74 @@ impl Stage for Rollout {
         ];
         table::batch(&schema, columns)
     }
+}
+
+/// Each input row's parties, one per agent: the pair's two personas, then
+/// `more_personas`.
+pub(crate) fn parties(input: &Input, agents: usize) -> Result<Vec<Vec<Party>>, StageError> {
+    let pair_personas = [
+        (
+            table::string_column(input, "persona_a")?,
+            table::string_column(input, "persona_a_profile")?,
+        ),
+        (
+            table::string_column(input, "persona_b")?,
+            table::string_column(input, "persona_b_profile")?,
+        ),
+    ];
+    let list = |name: &str| {
+        input
+            .batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::ListArray>())
+            .cloned()
+    };
+    let (more_ids, more_profiles) = (list("more_personas"), list("more_profiles"));
+    // Agent i's (persona id, profile) in row `row`: the pair, then `more_personas`.
+    let persona = |row: usize, i: usize| -> Result<(String, String), StageError> {
+        if let Some((ids, profiles)) = pair_personas.get(i) {
+            return Ok((ids.value(row).to_string(), profiles.value(row).to_string()));
+        }
+        let missing = || {
+            StageError::Failed(format!(
+                "{agents} agents need {agents} parties per row, but `{}` has fewer; set `parties: {agents}` in its `persona_pairing`",
+                input.name,
+            ))
+        };
+        let (Some(ids), Some(profiles)) = (&more_ids, &more_profiles) else {
+            return Err(missing());
+        };
+        let (ids, profiles) = (ids.value(row), profiles.value(row));
+        let ids = ids
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(missing)?;
+        let profiles = profiles
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(missing)?;
+        if i - 2 >= ids.len() {
+            return Err(missing());
+        }
+        Ok((
+            ids.value(i - 2).to_string(),
+            profiles.value(i - 2).to_string(),
+        ))
+    };
+    (0..input.batch.num_rows())
+        .map(|row| {
+            (0..agents)
+                .map(|i| {
+                    let (persona, profile) = persona(row, i)?;
+                    Ok(Party {
+                        persona,
+                        name: profile.split(". ").next().unwrap_or("").to_string(),
+                        profile,
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The output columns being built.

@@ -28,7 +28,7 @@ pub fn completion_logprobs(model: &LlamaModel, rows: &[Scored]) -> Tensor<2> {
         .map(|r| r.prompt.len() + r.completion.len())
         .max()
         .unwrap_or(0);
-    let c = completion_width(rows);
+    let c = rows.iter().map(|r| r.completion.len()).max().unwrap_or(0);
     let mut tokens = Vec::with_capacity(rows.len());
     let mut valid = Vec::with_capacity(rows.len());
     let mut targets = Vec::with_capacity(rows.len() * c);
@@ -52,9 +52,4 @@ pub fn completion_logprobs(model: &LlamaModel, rows: &[Scored]) -> Tensor<2> {
     let targets =
         Tensor::<3, Int>::from_data(TensorData::new(targets, [r, c, 1]), &logits.device());
     log_softmax(logits, 2).gather(2, targets).reshape([r, c]) // [R, C]
-}
-
-/// `C`: the longest completion of `rows`.
-pub fn completion_width(rows: &[Scored]) -> usize {
-    rows.iter().map(|r| r.completion.len()).max().unwrap_or(0)
 }

@@ -1,0 +1,808 @@
+//! `grpo`: trains the policy online with group-relative policy optimisation.
+//!
+//! Each step samples `batch_prompts` pairs, holds `group_size` dialogues per pair with the
+//! current policy as the first agent (the rollout stage's protocol, not a copy) against an
+//! `opponent`, rewards each dialogue (the judge's Collective Agency score, or a
+//! programmatic reward), turns rewards into group-relative advantages and updates the
+//! policy on the tokens it generated ([`crate::train`]). The output is one metrics row
+//! per step.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, Float64Array, UInt32Array};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::Tensor;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::dialogue::{Dialogue, Task, transcript};
+use super::judge::{Case, Party as JudgedParty, RUBRIC, local_ca_scores};
+use super::rollout::{self, Agreement, ContextTurns};
+use crate::llm::LlamaModel;
+use crate::llm::loaded::LoadedModel;
+use crate::seed::SeededRng;
+use crate::stage::{Stage, StageContext, StageError, Upstream};
+use crate::table;
+use crate::train::advantage::{self, AdvantageScale, advantages};
+use crate::train::logprobs::{Scored, completion_logprobs};
+use crate::train::objective::{Aggregation, BatchTotals, Objective, RowShape};
+use crate::train::sequences::{TrainAgents, TrainingRow, training_rows};
+
+/// GRPO training.
+pub struct Grpo;
+
+/// Internal agent names: the policy being trained and its opponent.
+const POLICY: &str = "\u{0}policy";
+const OPPONENT: &str = "\u{0}opponent";
+
+/// What a dialogue earns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reward {
+    /// The `judge` model's expected Collective Agency rating (0–5).
+    Judge,
+    /// How often the trained agent's turns contain this text, per trained turn: a
+    /// programmatic reward for checking that training works.
+    Contains(String),
+}
+
+/// Who the policy negotiates with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Opponent {
+    /// A copy of the policy refreshed every `opponent_refresh` steps (the paper: every step).
+    Frozen,
+    /// The current policy itself.
+    Policy,
+}
+
+/// How the learning rate moves after warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    Constant,
+    /// Cosine decay to 0 at the last step.
+    Cosine,
+}
+
+/// Parameters of `grpo`. The dialogue fields (`max_turns` to `batch_size`) mean what they
+/// mean for `rollout`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The spec model trained (an in-process model).
+    pub policy: String,
+    /// The spec model that rates dialogues for `reward: judge`: base weights, never the
+    /// ones being trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
+    #[serde(default = "default_reward")]
+    pub reward: Reward,
+    /// The reward of a dialogue without agreement.
+    #[serde(default)]
+    pub no_agreement_reward: f64,
+    /// Optimiser steps.
+    #[serde(default = "default_steps")]
+    pub steps: usize,
+    /// Pairs sampled per step.
+    #[serde(default = "default_batch_prompts")]
+    pub batch_prompts: usize,
+    /// Dialogues per pair.
+    #[serde(default = "default_group_size")]
+    pub group_size: usize,
+    #[serde(default = "default_opponent")]
+    pub opponent: Opponent,
+    /// Steps between refreshes of a `frozen` opponent.
+    #[serde(default = "one")]
+    pub opponent_refresh: usize,
+    #[serde(default)]
+    pub train_agents: TrainAgents,
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Steps over which the learning rate rises linearly from 0.
+    #[serde(default)]
+    pub warmup_steps: usize,
+    #[serde(default = "default_schedule")]
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Gradients are scaled down to this global norm; 0 turns clipping off.
+    #[serde(default = "default_max_grad_norm")]
+    pub max_grad_norm: f64,
+    /// The ratio is clipped to [1 - epsilon_low, 1 + epsilon_high].
+    #[serde(default = "default_epsilon_low")]
+    pub epsilon_low: f64,
+    #[serde(default = "default_epsilon_high")]
+    pub epsilon_high: f64,
+    /// Weight of the KL penalty to the base policy (k3 estimator); 0 loads no reference.
+    #[serde(default)]
+    pub kl_beta: f64,
+    /// How token losses are averaged: `grpo`, `dapo` or `dr_grpo`.
+    #[serde(default = "default_loss")]
+    pub loss: Aggregation,
+    /// What centred rewards are divided by: `group`, `batch` or `none`.
+    #[serde(default = "default_scale")]
+    pub scale: AdvantageScale,
+    /// Rank rewards within their group before centring.
+    #[serde(default)]
+    pub rank: bool,
+    /// Updates per batch of dialogues (μ).
+    #[serde(default = "one")]
+    pub inner_steps: usize,
+    /// Trained turns per forward and backward pass; gradients accumulate across them.
+    #[serde(default = "default_micro_batch")]
+    pub micro_batch: usize,
+    #[serde(default = "default_max_turns")]
+    pub max_turns: usize,
+    #[serde(default = "default_context_turns")]
+    pub context_turns: ContextTurns,
+    #[serde(default = "default_temperature")]
+    pub temperature: f32,
+    #[serde(default = "default_top_p")]
+    pub top_p: f32,
+    #[serde(default = "default_max_new_tokens")]
+    pub max_new_tokens: usize,
+    #[serde(default)]
+    pub agreement: Agreement,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement_model: Option<String>,
+    #[serde(default = "default_marker")]
+    pub marker: String,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_reward() -> Reward {
+    Reward::Judge
+}
+fn default_steps() -> usize {
+    100
+}
+fn default_batch_prompts() -> usize {
+    16
+}
+fn default_group_size() -> usize {
+    8
+}
+fn default_opponent() -> Opponent {
+    Opponent::Frozen
+}
+fn one() -> usize {
+    1
+}
+fn default_lr() -> f64 {
+    5e-6
+}
+fn default_schedule() -> Schedule {
+    Schedule::Constant
+}
+fn default_max_grad_norm() -> f64 {
+    1.0
+}
+fn default_epsilon_low() -> f64 {
+    0.2
+}
+fn default_epsilon_high() -> f64 {
+    0.28
+}
+fn default_loss() -> Aggregation {
+    Aggregation::Dapo
+}
+fn default_scale() -> AdvantageScale {
+    AdvantageScale::Group
+}
+fn default_micro_batch() -> usize {
+    8
+}
+fn default_max_turns() -> usize {
+    7
+}
+fn default_context_turns() -> ContextTurns {
+    ContextTurns::Last(2)
+}
+fn default_temperature() -> f32 {
+    0.7
+}
+fn default_top_p() -> f32 {
+    0.95
+}
+fn default_max_new_tokens() -> usize {
+    128
+}
+fn default_marker() -> String {
+    "[AGREED]".into()
+}
+fn default_batch_size() -> usize {
+    16
+}
+
+impl Params {
+    /// The rollout parameters of the dialogues (the protocol's built-in templates).
+    fn rollout(&self) -> rollout::Params {
+        rollout::Params {
+            model: None,
+            agents: Some(vec![POLICY.into(), OPPONENT.into()]),
+            group_size: self.group_size,
+            max_turns: self.max_turns,
+            context_turns: self.context_turns.clone(),
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_new_tokens: self.max_new_tokens,
+            agreement: self.agreement,
+            agreement_model: Some(self.agreement_model.clone().unwrap_or(self.policy.clone())),
+            marker: self.marker.clone(),
+            protocol_file: None,
+            agreement_file: None,
+            summary_file: None,
+            batch_size: self.batch_size,
+        }
+    }
+
+    /// The learning rate at step `step` (from 0).
+    fn learning_rate(&self, step: usize) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Cosine => {
+                let span = self.steps.saturating_sub(self.warmup_steps).max(1) as f64;
+                let progress = (step - self.warmup_steps) as f64 / span;
+                self.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
+}
+
+/// One step's metrics.
+#[derive(Debug, Default)]
+struct Metrics {
+    reward_mean: Vec<f64>,
+    reward_std: Vec<f64>,
+    reward_min: Vec<f64>,
+    reward_max: Vec<f64>,
+    group_min: Vec<f64>,
+    agreement_rate: Vec<f64>,
+    turns: Vec<f64>,
+    kl: Vec<f64>,
+    clip_fraction: Vec<f64>,
+    tied_groups: Vec<f64>,
+    loss: Vec<f64>,
+    grad_norm: Vec<f64>,
+    lr: Vec<f64>,
+    tokens_per_s: Vec<f64>,
+    step_seconds: Vec<f64>,
+}
+
+impl Stage for Grpo {
+    type Params = Params;
+    const KIND: &'static str = "grpo";
+    const VERSION: u32 = 1;
+    const SUMMARY: &'static str =
+        "GRPO training of a policy on its negotiation turns; one metrics row per step.";
+
+    fn output_schema(&self) -> SchemaRef {
+        let f = |name: &'static str, doc: &'static str| table::column(name, DataType::Float64, doc);
+        table::schema(vec![
+            table::column("step", DataType::UInt32, "The optimiser step, from 1."),
+            f("reward_mean", "Mean reward of the step's dialogues."),
+            f("reward_std", "Standard deviation of the rewards."),
+            f("reward_min", "Lowest reward."),
+            f("reward_max", "Highest reward."),
+            f(
+                "group_min",
+                "Mean over groups of each group's lowest reward (the paper's curve).",
+            ),
+            f(
+                "agreement_rate",
+                "Fraction of dialogues that reached agreement.",
+            ),
+            f("turns", "Mean turns per dialogue."),
+            f(
+                "kl",
+                "Mean KL estimate (k3) to the base policy per trained token; 0 when kl_beta is 0.",
+            ),
+            f(
+                "clip_fraction",
+                "Fraction of trained tokens whose ratio was clipped.",
+            ),
+            f(
+                "tied_groups",
+                "Fraction of groups whose rewards all tie (no signal).",
+            ),
+            f(
+                "loss",
+                "The objective, summed over micro-batches (last inner step).",
+            ),
+            f(
+                "grad_norm",
+                "Global gradient norm before clipping (last inner step).",
+            ),
+            f("lr", "Learning rate of the step."),
+            f(
+                "tokens_per_s",
+                "Dialogue tokens generated per second of rollout.",
+            ),
+            f("step_seconds", "Wall-clock seconds of the whole step."),
+        ])
+    }
+
+    fn check_params(&self, params: &Params) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut at_least_one = |field: &str, value: usize| {
+            if value == 0 {
+                problems.push((field.to_string(), "must be at least 1".to_string()));
+            }
+        };
+        at_least_one("steps", params.steps);
+        at_least_one("batch_prompts", params.batch_prompts);
+        at_least_one("group_size", params.group_size);
+        at_least_one("opponent_refresh", params.opponent_refresh);
+        at_least_one("inner_steps", params.inner_steps);
+        at_least_one("micro_batch", params.micro_batch);
+        at_least_one("max_new_tokens", params.max_new_tokens);
+        if params.max_turns < 2 {
+            problems.push((
+                "max_turns".into(),
+                "a negotiation needs at least 2 turns".into(),
+            ));
+        }
+        if !(params.lr.is_finite() && params.lr > 0.0) {
+            problems.push(("lr".into(), "must be a number above 0".into()));
+        }
+        for (field, value) in [
+            ("epsilon_low", params.epsilon_low),
+            ("epsilon_high", params.epsilon_high),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                problems.push((field.into(), "must be 0 or more".into()));
+            }
+        }
+        if !(params.kl_beta.is_finite() && params.kl_beta >= 0.0) {
+            problems.push(("kl_beta".into(), "must be 0 or more".into()));
+        }
+        if params.reward == Reward::Judge && params.judge.is_none() {
+            problems.push((
+                "judge".into(),
+                "`reward: judge` needs a `judge` model (a spec model name)".into(),
+            ));
+        }
+        if params.agreement == Agreement::Marker && params.marker.trim().is_empty() {
+            problems.push(("marker".into(), "`agreement: marker` needs a marker".into()));
+        }
+        problems
+    }
+
+    fn check_inputs(&self, _params: &Params, inputs: &[Upstream]) -> Result<(), String> {
+        match inputs {
+            [_] => Ok(()),
+            _ => Err("`grpo` reads one input: pairs from `persona_pairing`".into()),
+        }
+    }
+
+    fn models(&self, params: &Params) -> Vec<(&'static str, String)> {
+        let mut models = vec![("policy", params.policy.clone())];
+        if params.reward == Reward::Judge
+            && let Some(judge) = &params.judge
+            && *judge != params.policy
+        {
+            models.push(("judge", judge.clone()));
+        }
+        if params.agreement == Agreement::Judge
+            && let Some(model) = &params.agreement_model
+            && !models.iter().any(|(_, n)| n == model)
+        {
+            models.push(("agreement_model", model.clone()));
+        }
+        models
+    }
+
+    fn run(&self, params: &Params, ctx: &StageContext) -> Result<RecordBatch, StageError> {
+        let [input] = ctx.inputs.as_slice() else {
+            return Err(StageError::Failed("`grpo` needs exactly one input".into()));
+        };
+        let failed =
+            |what: &str, e: crate::llm::LlmError| StageError::Failed(format!("{what}: {e}"));
+        if !ctx.models.in_process(&params.policy) {
+            return Err(StageError::Failed(format!(
+                "model `{}` is an endpoint; `grpo` trains in-process models",
+                params.policy
+            )));
+        }
+        let protocol = params
+            .rollout()
+            .protocol(vec![POLICY.into(), OPPONENT.into()], ctx)?;
+        let all_parties = rollout::parties(input, 2)?;
+        let dilemmas = table::string_column(input, "dilemma")?;
+        if all_parties.is_empty() {
+            return Err(StageError::Failed(format!(
+                "`{}` has no pairs to train on",
+                input.name
+            )));
+        }
+        let base = ctx
+            .models
+            .load(&params.policy)
+            .map_err(|e| failed(&params.policy, e))?;
+        let judge = match (&params.reward, &params.judge) {
+            (Reward::Judge, Some(name)) => {
+                Some(ctx.models.load(name).map_err(|e| failed(name, e))?)
+            }
+            _ => None,
+        };
+        let objective = Objective {
+            epsilon_low: params.epsilon_low,
+            epsilon_high: params.epsilon_high,
+            kl_beta: params.kl_beta,
+            aggregation: params.loss,
+            max_sample_tokens: params.max_new_tokens * params.max_turns.div_ceil(2),
+        };
+        let snapshot = |model: LlamaModel| {
+            Arc::new(LoadedModel {
+                model,
+                tokenizer: base.tokenizer.clone(),
+                chat_template: base.chat_template.clone(),
+                stop_tokens: base.stop_tokens.clone(),
+            })
+        };
+        let mut policy = base.model.clone().train();
+        let mut optimizer = AdamWConfig::new()
+            .with_weight_decay(params.weight_decay as f32)
+            .with_epsilon(1e-8)
+            .init();
+        let mut opponent: Option<Arc<LoadedModel>> = None;
+        let mut metrics = Metrics::default();
+        ctx.progress.set_total(params.steps as u64);
+
+        for step in 0..params.steps {
+            ctx.check_cancelled()?;
+            let started = Instant::now();
+            let current = snapshot(policy.valid());
+            if params.opponent == Opponent::Policy
+                || opponent.is_none()
+                || step % params.opponent_refresh == 0
+            {
+                opponent = Some(current.clone());
+            }
+            let against = opponent.clone().expect("set above");
+
+            // Roll out: `group_size` dialogues for each sampled pair.
+            let mut rng = SeededRng::new(ctx.seed, &[b"grpo batch", &(step as u64).to_le_bytes()]);
+            let rows: Vec<usize> = (0..params.batch_prompts)
+                .map(|_| rng.below(all_parties.len()))
+                .collect();
+            let tasks: Vec<Task> = rows
+                .iter()
+                .enumerate()
+                .flat_map(|(slot, &row)| {
+                    let parties = &all_parties[row];
+                    let dilemma = dilemmas.value(row);
+                    (0..params.group_size).map(move |sample| Task {
+                        dilemma: dilemma.to_string(),
+                        parties: parties.clone(),
+                        seed: SeededRng::new(
+                            ctx.seed,
+                            &[
+                                b"grpo dialogue",
+                                &(step as u64).to_le_bytes(),
+                                &(slot as u64).to_le_bytes(),
+                                &(sample as u64).to_le_bytes(),
+                            ],
+                        )
+                        .next_u64(),
+                    })
+                })
+                .collect();
+            let mut dialogues: Vec<Option<Dialogue>> = vec![None; tasks.len()];
+            let rollout_started = Instant::now();
+            let resolve = |name: &str| -> Result<Arc<LoadedModel>, StageError> {
+                match name {
+                    POLICY => Ok(current.clone()),
+                    OPPONENT => Ok(against.clone()),
+                    other => ctx.models.load(other).map_err(|e| failed(other, e)),
+                }
+            };
+            protocol.run_with(&tasks, resolve, ctx, |i, dialogue| {
+                dialogues[i] = Some(dialogue);
+                Ok(())
+            })?;
+            let dialogues: Vec<Dialogue> = dialogues
+                .into_iter()
+                .map(|d| d.expect("every dialogue ran"))
+                .collect();
+            let generated: usize = dialogues
+                .iter()
+                .flat_map(|d| &d.turns)
+                .map(|t| t.token_ids.len())
+                .sum();
+            let rollout_seconds = rollout_started.elapsed().as_secs_f64();
+
+            // Rewards and advantages.
+            let rewards = self.rewards(params, &tasks, &dialogues, judge.as_deref())?;
+            let advantage = advantages(&rewards, params.group_size, params.scale, params.rank);
+
+            // Update the policy on the trained turns.
+            let training: Vec<TrainingRow> = dialogues
+                .iter()
+                .enumerate()
+                .flat_map(|(sample, d)| training_rows(d, sample, params.train_agents))
+                .collect();
+            let shapes: Vec<RowShape> = training
+                .iter()
+                .map(|r| RowShape {
+                    sample: r.sample,
+                    tokens: r.scored.completion.len(),
+                })
+                .collect();
+            let totals = BatchTotals::new(&shapes);
+            let mut old: Vec<Option<Tensor<2>>> =
+                vec![None; training.len().div_ceil(params.micro_batch)];
+            let mut reference: Vec<Option<Tensor<2>>> = vec![None; old.len()];
+            let (mut loss_sum, mut clipped, mut kl_sum, mut grad_norm) = (0.0, 0.0, 0.0, 0.0);
+            let lr = params.learning_rate(step);
+            for inner in 0..params.inner_steps {
+                let mut accumulated: Option<GradientsParams> = None;
+                let (mut inner_loss, mut inner_clipped, mut inner_kl) = (0.0, 0.0, 0.0);
+                for (chunk_index, (rows, shapes)) in training
+                    .chunks(params.micro_batch)
+                    .zip(shapes.chunks(params.micro_batch))
+                    .enumerate()
+                {
+                    ctx.check_cancelled()?;
+                    let scored: Vec<Scored> = rows.iter().map(|r| r.scored.clone()).collect();
+                    let row_advantages: Vec<f32> =
+                        rows.iter().map(|r| advantage[r.sample] as f32).collect();
+                    if params.kl_beta > 0.0 && reference[chunk_index].is_none() {
+                        reference[chunk_index] = Some(completion_logprobs(&base.model, &scored));
+                    }
+                    let logp = completion_logprobs(&policy, &scored);
+                    if inner == 0 {
+                        old[chunk_index] = Some(logp.clone().detach().without_autodiff());
+                    }
+                    let parts = objective.loss(
+                        logp,
+                        (inner > 0).then(|| old[chunk_index].clone()).flatten(),
+                        reference[chunk_index].clone(),
+                        &row_advantages,
+                        shapes,
+                        &totals,
+                    );
+                    inner_loss += parts.loss.clone().into_scalar::<f64>();
+                    inner_clipped += parts.clipped_tokens;
+                    inner_kl += parts.kl_sum;
+                    let grads = GradientsParams::from_grads(parts.loss.backward(), &policy);
+                    accumulated = Some(match accumulated {
+                        None => grads,
+                        Some(sum) => add_gradients(&policy, sum, grads),
+                    });
+                }
+                let Some(mut grads) = accumulated else { break };
+                grad_norm = clip_gradients(&policy, &mut grads, params.max_grad_norm);
+                policy = optimizer.step(lr, policy, grads);
+                (loss_sum, clipped, kl_sum) = (inner_loss, inner_clipped, inner_kl);
+            }
+
+            // Metrics.
+            let groups: Vec<&[f64]> = rewards.chunks(params.group_size).collect();
+            let trained_tokens = totals.tokens().max(1) as f64;
+            metrics.reward_mean.push(advantage::mean(&rewards));
+            metrics.reward_std.push(advantage::std_dev(&rewards));
+            metrics
+                .reward_min
+                .push(rewards.iter().copied().fold(f64::INFINITY, f64::min));
+            metrics
+                .reward_max
+                .push(rewards.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+            metrics.group_min.push(advantage::mean(
+                &groups
+                    .iter()
+                    .map(|g| g.iter().copied().fold(f64::INFINITY, f64::min))
+                    .collect::<Vec<_>>(),
+            ));
+            metrics.agreement_rate.push(
+                dialogues.iter().filter(|d| d.agreed).count() as f64 / dialogues.len() as f64,
+            );
+            metrics.turns.push(advantage::mean(
+                &dialogues
+                    .iter()
+                    .map(|d| d.turns.len() as f64)
+                    .collect::<Vec<_>>(),
+            ));
+            metrics.kl.push(kl_sum / trained_tokens);
+            metrics.clip_fraction.push(clipped / trained_tokens);
+            metrics.tied_groups.push(
+                groups.iter().filter(|g| advantage::group_ties(g)).count() as f64
+                    / groups.len() as f64,
+            );
+            metrics.loss.push(loss_sum);
+            metrics.grad_norm.push(grad_norm);
+            metrics.lr.push(lr);
+            metrics
+                .tokens_per_s
+                .push(generated as f64 / rollout_seconds.max(1e-9));
+            metrics.step_seconds.push(started.elapsed().as_secs_f64());
+            ctx.progress.advance(1);
+            ctx.progress.message(&format!(
+                "reward {:.3} (group min {:.3})",
+                metrics.reward_mean[step], metrics.group_min[step]
+            ));
+        }
+
+        let floats = |v: &Vec<f64>| -> ArrayRef { Arc::new(Float64Array::from(v.clone())) };
+        let m = &metrics;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from_iter_values(1..=params.steps as u32)),
+            floats(&m.reward_mean),
+            floats(&m.reward_std),
+            floats(&m.reward_min),
+            floats(&m.reward_max),
+            floats(&m.group_min),
+            floats(&m.agreement_rate),
+            floats(&m.turns),
+            floats(&m.kl),
+            floats(&m.clip_fraction),
+            floats(&m.tied_groups),
+            floats(&m.loss),
+            floats(&m.grad_norm),
+            floats(&m.lr),
+            floats(&m.tokens_per_s),
+            floats(&m.step_seconds),
+        ];
+        table::batch(&Stage::output_schema(self), columns)
+    }
+}
+
+impl Grpo {
+    /// One reward per dialogue.
+    fn rewards(
+        &self,
+        params: &Params,
+        tasks: &[Task],
+        dialogues: &[Dialogue],
+        judge: Option<&LoadedModel>,
+    ) -> Result<Vec<f64>, StageError> {
+        let scores = match &params.reward {
+            Reward::Contains(text) => dialogues
+                .iter()
+                .map(|d| {
+                    let trained: Vec<&str> = d
+                        .turns
+                        .iter()
+                        .filter(|t| params.train_agents == TrainAgents::All || t.speaker == 0)
+                        .map(|t| t.text.as_str())
+                        .collect();
+                    let hits: usize = trained
+                        .iter()
+                        .map(|t| t.matches(text.as_str()).count())
+                        .sum();
+                    hits as f64 / trained.len().max(1) as f64
+                })
+                .collect(),
+            Reward::Judge => {
+                let judge = judge.expect("checked: `reward: judge` has a judge");
+                let cases: Vec<Case> = tasks
+                    .iter()
+                    .zip(dialogues)
+                    .map(|(task, d)| Case {
+                        dialogue_id: String::new(),
+                        group_id: String::new(),
+                        sample: 0,
+                        dilemma: task.dilemma.clone(),
+                        parties: task
+                            .parties
+                            .iter()
+                            .map(|p| JudgedParty {
+                                name: p.name.clone(),
+                                profile: format!("{} ({})", p.name, p.persona),
+                            })
+                            .collect(),
+                        transcript: transcript(task, &d.turns),
+                        summary: d.summary.text.clone(),
+                        agreed: d.agreed,
+                    })
+                    .collect();
+                local_ca_scores(judge, &cases, RUBRIC, params.batch_size)?
+            }
+        };
+        Ok(scores
+            .into_iter()
+            .zip(dialogues)
+            .map(|(score, d)| {
+                if d.agreed || params.reward != Reward::Judge {
+                    score
+                } else {
+                    params.no_agreement_reward
+                }
+            })
+            .collect())
+    }
+}
+
+/// The sum of two sets of gradients of `model`'s parameters.
+fn add_gradients(
+    model: &LlamaModel,
+    mut sum: GradientsParams,
+    mut more: GradientsParams,
+) -> GradientsParams {
+    struct Add<'a> {
+        sum: &'a mut GradientsParams,
+        more: &'a mut GradientsParams,
+    }
+    impl ModuleVisitor for Add<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(extra) = self.more.remove::<D>(param.id) {
+                let total = match self.sum.remove::<D>(param.id) {
+                    Some(current) => current + extra,
+                    None => extra,
+                };
+                self.sum.register(param.id, total);
+            }
+        }
+    }
+    model.visit(&mut Add {
+        sum: &mut sum,
+        more: &mut more,
+    });
+    sum
+}
+
+/// Scales `grads` down to global norm `max_norm` (0: no clipping); returns the norm
+/// before clipping.
+fn clip_gradients(model: &LlamaModel, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+    struct SquaredNorm<'a> {
+        grads: &'a GradientsParams,
+        total: f64,
+    }
+    impl ModuleVisitor for SquaredNorm<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.grads.get::<D>(param.id) {
+                self.total += grad.powi_scalar(2).sum().into_scalar::<f64>();
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f64,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.grads.remove::<D>(param.id) {
+                self.grads.register(param.id, grad * self.factor);
+            }
+        }
+    }
+    let mut norm = SquaredNorm { grads, total: 0.0 };
+    model.visit(&mut norm);
+    let norm = norm.total.sqrt();
+    if max_norm > 0.0 && norm > max_norm {
+        model.visit(&mut Scale {
+            grads,
+            factor: max_norm / (norm + 1e-6),
+        });
+    }
+    norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_warms_up_then_follows_the_schedule() {
+        let mut params: Params = serde_json::from_value(serde_json::json!({
+            "policy": "p", "reward": {"contains": "x"}, "lr": 1.0, "steps": 10,
+            "warmup_steps": 2, "schedule": "cosine"
+        }))
+        .unwrap();
+        assert_eq!(params.learning_rate(0), 0.5);
+        assert_eq!(params.learning_rate(1), 1.0);
+        assert!((params.learning_rate(2) - 1.0).abs() < 1e-12);
+        assert!(params.learning_rate(9) < 0.05);
+        params.schedule = Schedule::Constant;
+        assert_eq!(params.learning_rate(9), 1.0);
+    }
+}
