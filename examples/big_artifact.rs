@@ -60,6 +60,7 @@ fn main() {
             parts: &parts,
             batch: &batch,
             seconds: 0.0,
+            files: None,
         })
         .expect("published");
     println!("{}", store.data_path(&meta.key).display());

@@ -481,6 +481,7 @@ fn ensure(
             parts,
             batch: &batch,
             seconds: started.elapsed().as_secs_f64(),
+            files: Some(&crate::stage::output_dir(&store.work_dir(key))),
         })
         .map_err(store_err)?;
     let _ = std::fs::remove_dir_all(store.work_dir(key));

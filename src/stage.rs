@@ -138,7 +138,19 @@ pub struct StageContext<'a> {
     pub cancel: &'a AtomicBool,
 }
 
+/// The folder below a stage's work folder whose files the store keeps in the stage's
+/// entry beside `data.parquet` (see [`StageContext::output_dir`]).
+pub fn output_dir(work_dir: &Path) -> PathBuf {
+    work_dir.join("output")
+}
+
 impl StageContext<'_> {
+    /// Where a stage puts files that belong in its store entry beside the table (a
+    /// checkpoint): they move there when the stage succeeds.
+    pub fn output_dir(&self) -> PathBuf {
+        output_dir(&self.work_dir)
+    }
+
     /// Fails with [`StageError::Cancelled`] once the user has interrupted the run.
     pub fn check_cancelled(&self) -> Result<(), StageError> {
         if self.cancel.load(Ordering::Relaxed) {

@@ -162,3 +162,130 @@ fn grpo_settings_are_checked() {
         out.stderr
     );
 }
+
+fn short_training(steps: usize) -> String {
+    format!(
+        "reward: {{contains: \"e\"}}, steps: {steps}, save_every: 2, batch_prompts: 1, \
+         group_size: 2, max_turns: 2, max_new_tokens: 6, temperature: 1.0, agreement: marker, \
+         lr: 0.01"
+    )
+}
+
+fn checkpoint(ws: &Workspace) -> std::path::PathBuf {
+    let out = ws.accord(&["show", "spec.yaml", "train", "--checkpoint"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    ws.path().join(out.stdout.trim())
+}
+
+/// The final checkpoint is a Hugging Face folder whose logits a plain numpy forward pass
+/// (`scripts/reference_forward.py`) reproduces; a run killed with SIGKILL after a saved
+/// state resumes from it and ends with the same weights, byte for byte, as a run that was
+/// never interrupted.
+#[test]
+fn checkpoints_load_elsewhere_and_a_killed_run_resumes_to_the_same_weights() {
+    let steps = 6;
+    let whole = Workspace::new();
+    let model = common::tiny_long_context(&whole);
+    whole.write("spec.yaml", &spec(&model, &short_training(steps)));
+    let out = whole.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let folder = checkpoint(&whole);
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        assert!(folder.join(file).is_file(), "{file} missing");
+    }
+
+    // The engine and numpy agree on the exported weights.
+    let ids = [5u32, 17, 42, 99, 3, 250, 7, 12];
+    let backend = accord::llm::resolve_backend(accord::spec::Backend::Flex).unwrap();
+    let loaded =
+        accord::llm::loaded::LoadedModel::load(&folder, &backend, accord::spec::Dtype::F32)
+            .unwrap();
+    let ours: Vec<f32> = loaded
+        .model
+        .forward(
+            &[ids.to_vec()],
+            &[vec![true; ids.len()]],
+            &mut accord::llm::KvCache::default(),
+            false,
+        )
+        .try_into_vec_as::<f32>()
+        .unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference_forward.py");
+    let ids_arg = ids.map(|i| i.to_string()).join(",");
+    let reference = std::process::Command::new("python3")
+        .args([script.to_str().unwrap(), folder.to_str().unwrap(), &ids_arg])
+        .output()
+        .unwrap();
+    assert!(
+        reference.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reference.stderr)
+    );
+    let theirs: Vec<Vec<f64>> = serde_json::from_slice(&reference.stdout).unwrap();
+    let theirs: Vec<f32> = theirs.concat().into_iter().map(|v| v as f32).collect();
+    let largest = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    println!("checkpoint logits: largest difference from numpy {largest:e}");
+    assert_eq!(ours.len(), theirs.len());
+    assert!(largest < 1e-4);
+
+    // Kill a second run once it has saved a state, then finish it.
+    let killed = Workspace::new();
+    common::tiny_long_context(&killed);
+    killed.write("spec.yaml", &spec(&model, &short_training(steps)));
+    let mut child = killed
+        .command(
+            &common::accord_bin(),
+            &["run", "spec.yaml", "--backend", "flex"],
+        )
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let saved = || {
+        common::files_below(&killed.path().join(".accord/work"))
+            .iter()
+            .any(|p| p.ends_with("state/progress.json"))
+    };
+    let started = std::time::Instant::now();
+    while !saved() {
+        assert!(started.elapsed().as_secs() < 300, "no state was saved");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = killed.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("resuming after step"), "{}", out.stderr);
+    let resumed = std::fs::read(checkpoint(&killed).join("model.safetensors")).unwrap();
+    let uninterrupted = std::fs::read(folder.join("model.safetensors")).unwrap();
+    assert!(
+        resumed == uninterrupted,
+        "the resumed run ended with different weights"
+    );
+    let metrics = read_parquet(
+        &killed.path().join(
+            killed
+                .accord(&["show", "spec.yaml", "train", "--path"])
+                .stdout
+                .trim(),
+        ),
+    );
+    assert_eq!(
+        metrics.num_rows(),
+        steps,
+        "one metrics row per step across the resume"
+    );
+}

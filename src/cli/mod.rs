@@ -115,6 +115,9 @@ pub enum Command {
         /// Print only the path of the Parquet file.
         #[arg(long)]
         path: bool,
+        /// Print only the path of the stage's checkpoint folder (a Hugging Face folder).
+        #[arg(long, conflicts_with = "path")]
+        checkpoint: bool,
     },
     /// Check a spec without running it; print every error found.
     Validate {
@@ -219,7 +222,15 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
             rows,
             format,
             path,
-        } => show::show(&spec, registry, &store, &stage, rows, format, path),
+            checkpoint,
+        } => {
+            let target = match (path, checkpoint) {
+                (true, _) => show::ShowTarget::DataPath,
+                (_, true) => show::ShowTarget::Checkpoint,
+                _ => show::ShowTarget::Table { rows, format },
+            };
+            show::show(&spec, registry, &store, &stage, target)
+        }
         Command::Validate { spec } => validate::validate(&spec, registry),
         Command::Gc {
             keep_runs,

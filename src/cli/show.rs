@@ -13,14 +13,23 @@ pub enum ShowFormat {
     Json,
 }
 
+/// What `accord show` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShowTarget {
+    /// The first `rows` rows.
+    Table { rows: usize, format: ShowFormat },
+    /// The path of `data.parquet`.
+    DataPath,
+    /// The path of the entry's `checkpoint/` folder.
+    Checkpoint,
+}
+
 pub fn show(
     spec: &SpecArgs,
     registry: &Registry,
     store: &Store,
     stage: &str,
-    rows: usize,
-    format: ShowFormat,
-    path_only: bool,
+    target: ShowTarget,
 ) -> std::io::Result<i32> {
     let Some(plan) = plan_or_report(spec, registry)? else {
         return Ok(1);
@@ -53,9 +62,21 @@ pub fn show(
         }
     };
     let path = store.data_path(&key);
-    if path_only {
-        return print(&format!("{}\n", display_path(&path)));
-    }
+    let (rows, format) = match target {
+        ShowTarget::DataPath => return print(&format!("{}\n", display_path(&path))),
+        ShowTarget::Checkpoint => {
+            let folder = store.entry_dir(&key).join("checkpoint");
+            if !folder.is_dir() {
+                anstream::eprintln!(
+                    "{}: stage `{stage}` has no checkpoint\n  = hint: `grpo` stages write one; `--path` prints the table's path",
+                    crate::output::error_label(),
+                );
+                return Ok(1);
+            }
+            return print(&format!("{}\n", display_path(&folder)));
+        }
+        ShowTarget::Table { rows, format } => (rows, format),
+    };
     match render(&path, rows, format) {
         Ok(text) => print(&text),
         Err(e) => {

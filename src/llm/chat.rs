@@ -42,6 +42,11 @@ impl ChatTemplate {
         }
     }
 
+    /// The Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// The template of a Hugging Face folder, if it has one.
     pub fn from_hf_folder(folder: &Path) -> Result<Option<Self>, LlmError> {
         let jinja = folder.join("chat_template.jinja");

@@ -222,6 +222,65 @@ impl ModelConfig {
         Ok(config)
     }
 
+    /// The `config.json` `transformers` reads for this model (f32 weights).
+    pub fn to_hf_json(&self) -> Result<serde_json::Value, LlmError> {
+        let (model_type, class) = match self.architecture {
+            Architecture::Llama => ("llama", "LlamaForCausalLM"),
+            Architecture::Mistral => ("mistral", "MistralForCausalLM"),
+            Architecture::Qwen2 => ("qwen2", "Qwen2ForCausalLM"),
+        };
+        let rope_scaling = match &self.rope_scaling {
+            None => serde_json::Value::Null,
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => serde_json::json!({
+                "rope_type": "llama3",
+                "factor": factor,
+                "low_freq_factor": low_freq_factor,
+                "high_freq_factor": high_freq_factor,
+                "original_max_position_embeddings": original_max_position_embeddings,
+            }),
+            Some(RopeScaling::Divisors(_)) => {
+                return Err(LlmError::Export(
+                    "the RoPE scaling came as per-frequency divisors (GGUF `rope_freqs`), which `config.json` cannot express".into(),
+                ));
+            }
+        };
+        let mut config = serde_json::json!({
+            "architectures": [class],
+            "model_type": model_type,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "hidden_act": "silu",
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": rope_scaling,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "max_position_embeddings": self.max_positions,
+            "torch_dtype": "float32",
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": match self.eos_token_ids.as_slice() {
+                [one] => serde_json::json!(one),
+                many => serde_json::json!(many),
+            },
+        });
+        if self.architecture == Architecture::Qwen2 {
+            config["use_sliding_window"] = false.into();
+        } else {
+            config["attention_bias"] = self.o_bias.into();
+            config["mlp_bias"] = false.into();
+        }
+        Ok(config)
+    }
+
     /// Checks the shapes fit together: `(field, problem)` when they do not.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         if self.num_kv_heads == 0 || !self.num_heads.is_multiple_of(self.num_kv_heads) {

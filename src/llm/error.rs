@@ -10,6 +10,13 @@ pub enum LlmError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot export the model: {0}")]
+    Export(String),
     #[error("`{path}`: {message}")]
     BadFile { path: PathBuf, message: String },
     #[error("`{path}`: `{field}` {problem}")]

@@ -20,6 +20,7 @@ pub mod config;
 pub mod dense;
 pub mod endpoint;
 pub mod error;
+pub mod export;
 pub mod few_rows;
 pub mod generate;
 pub mod hub;

@@ -5,7 +5,7 @@
 //! with an attention mask), and no query attends to padding or to the future. The cache
 //! grows by concatenation; every row keeps its own positions.
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamId};
 use burn::nn::{Embedding, RmsNorm};
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
 
@@ -83,6 +83,20 @@ pub fn burn_dtype(dtype: Dtype) -> DType {
     }
 }
 
+/// The id of the parameter with Hugging Face name `name`: the same in every process, so
+/// optimiser state saved by one run finds its parameters in the next.
+pub fn param_id(name: &str) -> ParamId {
+    let digest = blake3::hash(name.as_bytes());
+    let first: [u8; 8] = digest.as_bytes()[..8].try_into().expect("8 bytes");
+    ParamId::from(u64::from_le_bytes(first))
+}
+
+fn named_param<const D: usize>(name: &str, value: Tensor<D>) -> Param<Tensor<D>> {
+    let mut param = Param::from_tensor(value);
+    param.id = param_id(name);
+    param
+}
+
 /// A linear layer from an HF `[out, in]` weight.
 fn linear(
     weights: &mut dyn WeightSource,
@@ -94,15 +108,16 @@ fn linear(
 ) -> Result<Dense, LlmError> {
     let weight = weights.take(&format!("{name}.weight"), &[d_out, d_in])?;
     let bias = if bias {
-        Some(Param::from_tensor(vector(
-            weights.take(&format!("{name}.bias"), &[d_out])?,
-            target,
-        )))
+        let bias_name = format!("{name}.bias");
+        Some(named_param(
+            &bias_name,
+            vector(weights.take(&bias_name, &[d_out])?, target),
+        ))
     } else {
         None
     };
     Ok(Dense {
-        weight: Param::from_tensor(tensor(weight, target)),
+        weight: named_param(&format!("{name}.weight"), tensor(weight, target)),
         bias,
     })
 }
@@ -114,11 +129,9 @@ fn rms_norm(
     eps: f64,
     target: Target,
 ) -> Result<RmsNorm, LlmError> {
+    let weight = format!("{name}.weight");
     Ok(RmsNorm {
-        gamma: Param::from_tensor(vector(
-            weights.take(&format!("{name}.weight"), &[size])?,
-            target,
-        )),
+        gamma: named_param(&weight, vector(weights.take(&weight, &[size])?, target)),
         epsilon: eps,
     })
 }
@@ -214,7 +227,7 @@ impl LlamaModel {
         };
         Ok(Self {
             embed_tokens: Embedding {
-                weight: Param::from_tensor(tensor(embed, target)),
+                weight: named_param("model.embed_tokens.weight", tensor(embed, target)),
             },
             layers,
             norm,

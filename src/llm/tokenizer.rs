@@ -118,6 +118,38 @@ impl Tokenizer {
         })
     }
 
+    /// Writes `tokenizer.json` and `tokenizer_config.json` (with `chat_template`) into
+    /// `folder`, as `transformers` reads them.
+    pub fn save_hf(
+        &self,
+        folder: &Path,
+        chat_template: Option<&str>,
+        max_length: usize,
+    ) -> Result<(), LlmError> {
+        let path = folder.join("tokenizer.json");
+        self.inner
+            .save(&path, false)
+            .map_err(|e| LlmError::Tokenizer(format!("writing {}: {e}", path.display())))?;
+        let mut config = serde_json::json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "add_bos_token": self.add_bos,
+            "model_max_length": max_length,
+            "clean_up_tokenization_spaces": false,
+        });
+        if let Some((text, _)) = &self.bos_token {
+            config["bos_token"] = text.clone().into();
+        }
+        if let Some((text, _)) = &self.eos_token {
+            config["eos_token"] = text.clone().into();
+        }
+        if let Some(template) = chat_template {
+            config["chat_template"] = template.into();
+        }
+        let path = folder.join("tokenizer_config.json");
+        let text = serde_json::to_string_pretty(&config).expect("JSON serialises");
+        std::fs::write(&path, text + "\n").map_err(|source| LlmError::Write { path, source })
+    }
+
     /// Token ids for `text`; prepends BOS when the tokenizer says to.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, LlmError> {
         let encoding = self.inner.encode(text, true).map_err(tokenizer_error)?;

@@ -23,11 +23,13 @@ use super::dialogue::{Dialogue, Task, transcript};
 use super::judge::{Case, Party as JudgedParty, RUBRIC, local_ca_scores};
 use super::rollout::{self, Agreement, ContextTurns};
 use crate::llm::LlamaModel;
+use crate::llm::export::save_hf_folder;
 use crate::llm::loaded::LoadedModel;
 use crate::seed::SeededRng;
 use crate::stage::{Stage, StageContext, StageError, Upstream};
 use crate::table;
 use crate::train::advantage::{self, AdvantageScale, advantages};
+use crate::train::checkpoint::StateDir;
 use crate::train::logprobs::{Scored, completion_logprobs};
 use crate::train::objective::{Aggregation, BatchTotals, Objective, RowShape};
 use crate::train::sequences::{TrainAgents, TrainingRow, training_rows};
@@ -136,6 +138,10 @@ pub struct Params {
     /// Trained turns per forward and backward pass; gradients accumulate across them.
     #[serde(default = "default_micro_batch")]
     pub micro_batch: usize,
+    /// Steps between saves of the training state (an interrupted run resumes from the
+    /// last one); 0 saves only the final checkpoint.
+    #[serde(default = "default_save_every")]
+    pub save_every: usize,
     #[serde(default = "default_max_turns")]
     pub max_turns: usize,
     #[serde(default = "default_context_turns")]
@@ -198,6 +204,9 @@ fn default_scale() -> AdvantageScale {
 fn default_micro_batch() -> usize {
     8
 }
+fn default_save_every() -> usize {
+    50
+}
 fn default_max_turns() -> usize {
     7
 }
@@ -258,8 +267,8 @@ impl Params {
     }
 }
 
-/// One step's metrics.
-#[derive(Debug, Default)]
+/// The metrics of the steps so far, a column each.
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Metrics {
     reward_mean: Vec<f64>,
     reward_std: Vec<f64>,
@@ -276,6 +285,13 @@ struct Metrics {
     lr: Vec<f64>,
     tokens_per_s: Vec<f64>,
     step_seconds: Vec<f64>,
+}
+
+/// What the training state records besides the models.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Progress {
+    steps_done: usize,
+    metrics: Metrics,
 }
 
 impl Stage for Grpo {
@@ -449,16 +465,52 @@ impl Stage for Grpo {
                 stop_tokens: base.stop_tokens.clone(),
             })
         };
-        let mut policy = base.model.clone().train();
-        let mut optimizer = AdamWConfig::new()
-            .with_weight_decay(params.weight_decay as f32)
-            .with_epsilon(1e-8)
-            .init();
-        let mut opponent: Option<Arc<LoadedModel>> = None;
-        let mut metrics = Metrics::default();
+        let new_optimizer = || {
+            AdamWConfig::new()
+                .with_weight_decay(params.weight_decay as f32)
+                .with_epsilon(1e-8)
+                .init()
+        };
+        let device = ctx
+            .models
+            .backend()
+            .map_err(|e| failed("backend", e))?
+            .device
+            .clone();
+        let dtype = ctx
+            .models
+            .spec(&params.policy)
+            .map_err(|e| failed(&params.policy, e))?
+            .dtype;
+        let state = StateDir::new(&ctx.work_dir);
+        let restored = state
+            .load::<Progress>(&base.model, &device, dtype, new_optimizer())
+            .map_err(|e| failed("resuming", e))?;
+        let (mut policy, mut optimizer, mut opponent, progress) = match restored {
+            Some(restored) => (
+                restored.policy.train(),
+                restored.optimizer,
+                restored.opponent.map(snapshot),
+                restored.progress,
+            ),
+            None => (
+                base.model.clone().train(),
+                new_optimizer(),
+                None,
+                Progress::default(),
+            ),
+        };
+        let (first_step, mut metrics) = (progress.steps_done, progress.metrics);
         ctx.progress.set_total(params.steps as u64);
+        if first_step > 0 {
+            ctx.progress.advance(first_step as u64);
+            ctx.progress.note(&format!(
+                "resuming after step {first_step} of {}",
+                params.steps
+            ));
+        }
 
-        for step in 0..params.steps {
+        for step in first_step..params.steps {
             ctx.check_cancelled()?;
             let started = Instant::now();
             let current = snapshot(policy.valid());
@@ -630,7 +682,29 @@ impl Stage for Grpo {
                 "reward {:.3} (group min {:.3})",
                 metrics.reward_mean[step], metrics.group_min[step]
             ));
+            let done = step + 1;
+            if params.save_every > 0 && done % params.save_every == 0 && done < params.steps {
+                // A frozen opponent that outlives the step is part of the state.
+                let frozen = (params.opponent == Opponent::Frozen && params.opponent_refresh > 1)
+                    .then(|| opponent.as_ref().map(|o| &o.model))
+                    .flatten();
+                let progress = Progress {
+                    steps_done: done,
+                    metrics,
+                };
+                state
+                    .save(&base, &policy.valid(), &optimizer, frozen, &progress)
+                    .map_err(|e| failed("saving the training state", e))?;
+                metrics = progress.metrics;
+            }
         }
+        save_hf_folder(
+            &policy.valid(),
+            &base.tokenizer,
+            base.chat_template.as_ref(),
+            &ctx.output_dir().join("checkpoint"),
+        )
+        .map_err(|e| failed("saving the checkpoint", e))?;
 
         let floats = |v: &Vec<f64>| -> ArrayRef { Arc::new(Float64Array::from(v.clone())) };
         let m = &metrics;

@@ -33,6 +33,20 @@ pub struct Meta {
     pub accord_version: String,
     /// Size and mtime of `data.parquet` when its digest was last checked.
     pub verified: Stamp,
+    /// Files the stage wrote beside its table (a training checkpoint), relative to the
+    /// entry's folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<StoredFile>,
+}
+
+/// One file of an entry besides `data.parquet`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredFile {
+    /// `/`-separated, relative to the entry's folder.
+    pub path: String,
+    pub bytes: u64,
+    /// blake3 of the file.
+    pub digest: String,
 }
 
 /// One column of an artifact's schema.
@@ -121,6 +135,45 @@ pub struct NewArtifact<'a> {
     pub parts: &'a StageKey,
     pub batch: &'a RecordBatch,
     pub seconds: f64,
+    /// A folder whose contents move into the entry beside `data.parquet`.
+    pub files: Option<&'a Path>,
+}
+
+/// Moves every file below `from` into `to` (same relative paths), fsynced, and
+/// returns them with their digests, sorted by path.
+fn move_files_into(from: &Path, to: &Path) -> Result<Vec<StoredFile>, StoreError> {
+    let mut files = Vec::new();
+    let mut pending = vec![from.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io_at(&dir))? {
+            let path = entry.map_err(io_at(&dir))?.path();
+            let relative = path.strip_prefix(from).expect("below `from`").to_path_buf();
+            let dest = to.join(&relative);
+            if path.is_dir() {
+                std::fs::create_dir_all(&dest).map_err(io_at(&dest))?;
+                pending.push(path);
+                continue;
+            }
+            std::fs::rename(&path, &dest).map_err(io_at(&path))?;
+            std::fs::File::open(&dest)
+                .and_then(|f| f.sync_all())
+                .map_err(io_at(&dest))?;
+            files.push(StoredFile {
+                path: relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                bytes: std::fs::metadata(&dest).map_err(io_at(&dest))?.len(),
+                digest: digest_file(&dest).map_err(io_at(&dest))?,
+            });
+            if let Some(parent) = dest.parent() {
+                sync_dir(parent)?;
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
 }
 
 impl Store {
@@ -251,7 +304,13 @@ impl Store {
             seconds: artifact.seconds,
             accord_version: crate::VERSION.to_string(),
             verified: Stamp::of(&data_path).map_err(io_at(&data_path))?,
+            files: Vec::new(),
         };
+        let files = match artifact.files.filter(|dir| dir.is_dir()) {
+            Some(dir) => move_files_into(dir, tmp.path())?,
+            None => Vec::new(),
+        };
+        let meta = Meta { files, ..meta };
         let meta_path = tmp.path().join("meta.json");
         {
             let mut f = std::fs::File::create(&meta_path).map_err(io_at(&meta_path))?;
@@ -334,7 +393,21 @@ impl Store {
             match meta {
                 Err(e) => corrupt.push((dir.clone(), format!("`meta.json`: {e}"))),
                 Ok(meta) => match digest_file(&data) {
-                    Ok(digest) if digest == meta.digest => bytes += meta.bytes,
+                    Ok(digest) if digest == meta.digest => {
+                        bytes += meta.bytes;
+                        for file in &meta.files {
+                            match digest_file(&dir.join(&file.path)) {
+                                Ok(digest) if digest == file.digest => bytes += file.bytes,
+                                Ok(_) => corrupt.push((
+                                    dir.clone(),
+                                    format!("`{}`: digest mismatch", file.path),
+                                )),
+                                Err(e) => {
+                                    corrupt.push((dir.clone(), format!("`{}`: {e}", file.path)))
+                                }
+                            }
+                        }
+                    }
                     Ok(_) => corrupt.push((dir.clone(), "digest mismatch".into())),
                     Err(e) => corrupt.push((dir.clone(), e.to_string())),
                 },

@@ -6,6 +6,7 @@
 //! step the optimiser on the [`objective`].
 
 pub mod advantage;
+pub mod checkpoint;
 pub mod logprobs;
 pub mod objective;
 pub mod sequences;
