@@ -289,3 +289,20 @@ fn checkpoints_load_elsewhere_and_a_killed_run_resumes_to_the_same_weights() {
         "one metrics row per step across the resume"
     );
 }
+
+/// `mode: single_agent` trains on one answer per sample: one turn, always "agreed".
+#[test]
+fn single_agent_mode_trains_on_answers_alone() {
+    let ws = Workspace::new();
+    let model = common::tiny_long_context(&ws);
+    let train = "mode: single_agent, reward: {contains: \"e\"}, steps: 3, batch_prompts: 2, \
+                 group_size: 2, max_new_tokens: 6, temperature: 1.0, lr: 0.01";
+    ws.write("spec.yaml", &spec(&model, train));
+    let run = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = ws.accord(&["show", "spec.yaml", "train", "--path"]);
+    let metrics = read_parquet(&ws.path().join(out.stdout.trim()));
+    assert_eq!(metrics.num_rows(), 3);
+    assert!(floats(&metrics, "turns").iter().all(|t| *t == 1.0));
+    assert!(floats(&metrics, "agreement_rate").iter().all(|a| *a == 1.0));
+}

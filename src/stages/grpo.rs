@@ -26,7 +26,7 @@ use crate::llm::LlamaModel;
 use crate::llm::export::save_hf_folder;
 use crate::llm::loaded::LoadedModel;
 use crate::seed::SeededRng;
-use crate::stage::{Stage, StageContext, StageError, Upstream};
+use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
 use crate::table;
 use crate::train::advantage::{self, AdvantageScale, advantages};
 use crate::train::checkpoint::StateDir;
@@ -36,6 +36,9 @@ use crate::train::sequences::{TrainAgents, TrainingRow, training_rows};
 
 /// GRPO training.
 pub struct Grpo;
+
+/// The single-agent request (`mode: single_agent`).
+pub const SINGLE_AGENT: &str = include_str!("../../data/prompts/single_agent.jinja");
 
 /// Internal agent names: the policy being trained and its opponent.
 const POLICY: &str = "\u{0}policy";
@@ -50,6 +53,17 @@ pub enum Reward {
     /// How often the trained agent's turns contain this text, per trained turn: a
     /// programmatic reward for checking that training works.
     Contains(String),
+}
+
+/// What the policy is trained on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Negotiation dialogues against an opponent (the method).
+    #[default]
+    SelfPlay,
+    /// One answer to the dilemma, alone (the paper's single-agent baseline).
+    SingleAgent,
 }
 
 /// Who the policy negotiates with.
@@ -78,6 +92,10 @@ pub enum Schedule {
 pub struct Params {
     /// The spec model trained (an in-process model).
     pub policy: String,
+    /// `self_play` (negotiation dialogues) or `single_agent` (the model answers each
+    /// dilemma alone; the baseline).
+    #[serde(default)]
+    pub mode: Mode,
     /// The spec model that rates dialogues for `reward: judge`: base weights, never the
     /// ones being trained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -400,6 +418,27 @@ impl Stage for Grpo {
         }
     }
 
+    fn resources(&self, params: &Params) -> Vec<Resource> {
+        let embedded = |name: &'static str, text: &'static str| Resource::Embedded {
+            name,
+            bytes: text.as_bytes(),
+        };
+        let mut resources = vec![match params.mode {
+            Mode::SelfPlay => embedded("negotiation protocol", rollout::PROTOCOL),
+            Mode::SingleAgent => embedded("single-agent request", SINGLE_AGENT),
+        }];
+        if params.mode == Mode::SelfPlay {
+            resources.push(embedded("closing summary", rollout::SUMMARY));
+            if params.agreement == Agreement::Judge {
+                resources.push(embedded("agreement check", rollout::AGREEMENT));
+            }
+        }
+        if params.reward == Reward::Judge {
+            resources.push(embedded("CA rubric", RUBRIC));
+        }
+        resources
+    }
+
     fn models(&self, params: &Params) -> Vec<(&'static str, String)> {
         let mut models = vec![("policy", params.policy.clone())];
         if params.reward == Reward::Judge
@@ -558,10 +597,20 @@ impl Stage for Grpo {
                     other => ctx.models.load(other).map_err(|e| failed(other, e)),
                 }
             };
-            protocol.run_with(&tasks, resolve, ctx, |i, dialogue| {
-                dialogues[i] = Some(dialogue);
-                Ok(())
-            })?;
+            match params.mode {
+                Mode::SelfPlay => protocol.run_with(&tasks, resolve, ctx, |i, dialogue| {
+                    dialogues[i] = Some(dialogue);
+                    Ok(())
+                })?,
+                Mode::SingleAgent => {
+                    for (i, answer) in answers(&current, &tasks, &protocol, ctx)?
+                        .into_iter()
+                        .enumerate()
+                    {
+                        dialogues[i] = Some(answer);
+                    }
+                }
+            }
             let dialogues: Vec<Dialogue> = dialogues
                 .into_iter()
                 .map(|d| d.expect("every dialogue ran"))
@@ -774,7 +823,10 @@ impl Grpo {
                                 profile: format!("{} ({})", p.name, p.persona),
                             })
                             .collect(),
-                        transcript: transcript(task, &d.turns),
+                        transcript: match params.mode {
+                            Mode::SelfPlay => transcript(task, &d.turns),
+                            Mode::SingleAgent => d.turns[0].text.clone(),
+                        },
                         summary: d.summary.text.clone(),
                         agreed: d.agreed,
                     })
@@ -794,6 +846,70 @@ impl Grpo {
             })
             .collect())
     }
+}
+
+/// Each task's single-agent answer, as a one-turn "dialogue" that counts as agreed (so
+/// the judge rates it) with an empty summary.
+fn answers(
+    policy: &LoadedModel,
+    tasks: &[Task],
+    protocol: &super::dialogue::Protocol,
+    ctx: &StageContext,
+) -> Result<Vec<Dialogue>, StageError> {
+    let failed = |e: crate::llm::LlmError| StageError::Failed(format!("policy: {e}"));
+    let mut requests = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let personas: Vec<String> = task.parties.iter().map(|p| p.name.clone()).collect();
+        let question = super::judge::render(
+            SINGLE_AGENT,
+            minijinja::context! { dilemma => task.dilemma.clone(), personas => personas },
+        )?;
+        let text = policy
+            .chat_prompt(&[crate::llm::chat::Message::new("user", &question)])
+            .map_err(failed)?;
+        requests.push(crate::llm::generate::Request {
+            prompt: policy.tokenizer.encode(&text).map_err(failed)?,
+            sampling: protocol.sampling,
+            max_new_tokens: protocol.max_new_tokens,
+            seed: SeededRng::new(task.seed, &[b"answer"]).next_u64(),
+            stop_strings: Vec::new(),
+            top_logprobs: 0,
+        });
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for chunk in requests.chunks(protocol.batch_size.max(1)) {
+        ctx.check_cancelled()?;
+        let completions = crate::llm::generate::generate(
+            &policy.model,
+            &policy.tokenizer,
+            chunk,
+            &policy.stop_tokens,
+            |_, _| {},
+        )
+        .map_err(failed)?;
+        for (request, completion) in chunk.iter().zip(completions) {
+            let answer = super::dialogue::Utterance {
+                speaker: 0,
+                text: completion.text.trim().to_string(),
+                prompt_ids: request.prompt.clone(),
+                token_ids: completion.tokens,
+                logprobs: completion.logprobs,
+                p_agree: None,
+            };
+            out.push(Dialogue {
+                summary: super::dialogue::Utterance {
+                    text: answer.text.clone(),
+                    prompt_ids: Vec::new(),
+                    token_ids: Vec::new(),
+                    logprobs: Vec::new(),
+                    ..answer.clone()
+                },
+                turns: vec![answer],
+                agreed: true,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The sum of two sets of gradients of `model`'s parameters.
