@@ -222,7 +222,7 @@ pub fn run(
                     }
                     let ready = matches!(slots[i], Slot::Pending)
                         && plan.stages[i]
-                            .needs
+                            .after
                             .iter()
                             .all(|d| matches!(slots[*d], Slot::Done(_)));
                     if !ready {
@@ -289,7 +289,7 @@ pub fn run(
                     // Everything downstream of a failure cannot run.
                     for j in i + 1..n {
                         let blocked = plan.stages[j]
-                            .needs
+                            .after
                             .iter()
                             .any(|d| matches!(slots[*d], Slot::Failed | Slot::Skipped) || *d == i);
                         if blocked && matches!(slots[j], Slot::Pending) {
@@ -414,6 +414,14 @@ fn execute(
             (plan.stages[*d].name.clone(), input.digest.clone())
         })
         .collect();
+    for &d in &stage.after {
+        let upstream = done[d].as_ref().expect("earlier stages are done");
+        plan.models.trained_by_stage(
+            &plan.stages[d].name,
+            &store.entry_dir(&upstream.key),
+            &upstream.digest,
+        );
+    }
     let parts = match stage_key(plan, i, store, inputs) {
         Ok(parts) => parts,
         Err(message) => {

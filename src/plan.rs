@@ -25,6 +25,9 @@ pub struct PlannedStage {
     pub params: Resolved,
     /// Indices of the stages in `needs`, in the order written (each is before this one).
     pub needs: Vec<usize>,
+    /// Every stage that must finish first: `needs`, then the stages whose checkpoints its
+    /// models are (`source: stage:NAME`).
+    pub after: Vec<usize>,
     /// Derived from the spec's seed and the stage's name.
     pub seed: u64,
 }
@@ -50,7 +53,7 @@ impl Plan {
     /// Orders the stages of a checked spec; `registry` must be the one it was checked with.
     pub fn new(loaded: LoadedSpec, registry: &Registry) -> Plan {
         let names: Vec<&String> = loaded.spec.stages.keys().collect();
-        let deps: Vec<Vec<usize>> = loaded
+        let needs: Vec<Vec<usize>> = loaded
             .spec
             .stages
             .values()
@@ -67,6 +70,31 @@ impl Plan {
                     .collect()
             })
             .collect();
+        // Models trained by a stage (`source: stage:NAME`) make their users wait for it.
+        let all_deps: Vec<Vec<usize>> = loaded
+            .spec
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, (name, spec))| {
+                let mut all = needs[i].clone();
+                let kind = registry.get(&spec.kind).expect("kinds were checked");
+                for (_, model) in kind.models(&loaded.params[name]) {
+                    if let Some(stage) = loaded
+                        .spec
+                        .models
+                        .get(&model)
+                        .and_then(crate::spec::ModelSpec::trained_by)
+                        && let Some(index) = loaded.spec.stages.get_index_of(stage)
+                        && !all.contains(&index)
+                    {
+                        all.push(index);
+                    }
+                }
+                all
+            })
+            .collect();
+        let deps = all_deps;
         let mut remaining: Vec<usize> = deps.iter().map(Vec::len).collect();
         let mut ready: BTreeSet<usize> = (0..names.len()).filter(|i| remaining[*i] == 0).collect();
         let mut order = Vec::with_capacity(names.len());
@@ -101,7 +129,8 @@ impl Plan {
                         .expect("kinds were checked")
                         .clone(),
                     params: loaded.params[&name].clone(),
-                    needs: deps[i].iter().map(|d| position[*d]).collect(),
+                    needs: needs[i].iter().map(|d| position[*d]).collect(),
+                    after: deps[i].iter().map(|d| position[*d]).collect(),
                     seed: derive_stage_seed(loaded.spec.seed, &name),
                     name,
                 }

@@ -37,10 +37,11 @@ pub struct StageStatus {
 pub fn status(plan: &Plan, store: &Store) -> Vec<StageStatus> {
     let head = store.head(&plan.loaded.spec.name, None);
     let mut digests: Vec<Option<String>> = vec![None; plan.stages.len()];
+    let mut keys: Vec<Option<String>> = vec![None; plan.stages.len()];
     let mut out = Vec::with_capacity(plan.stages.len());
     for (i, stage) in plan.stages.iter().enumerate() {
         let previous = head.as_ref().and_then(|h| h.keys.get(&stage.name)).cloned();
-        let unkeyed = stage.needs.iter().find(|d| digests[**d].is_none());
+        let unkeyed = stage.after.iter().find(|d| digests[**d].is_none());
         let status = |state, reason: String, key| StageStatus {
             stage: stage.name.clone(),
             state,
@@ -69,6 +70,12 @@ pub fn status(plan: &Plan, store: &Store) -> Vec<StageStatus> {
                 )
             })
             .collect();
+        for &d in &stage.after {
+            if let (Some(key), Some(digest)) = (&keys[d], &digests[d]) {
+                plan.models
+                    .trained_by_stage(&plan.stages[d].name, &store.entry_dir(key), digest);
+            }
+        }
         let parts = match stage_key(plan, i, store, inputs) {
             Ok(parts) => parts,
             Err(message) => {
@@ -80,6 +87,7 @@ pub fn status(plan: &Plan, store: &Store) -> Vec<StageStatus> {
         match store.lookup(&key) {
             Lookup::Hit(meta) => {
                 digests[i] = Some(meta.digest);
+                keys[i] = Some(key.clone());
                 out.push(status(State::Fresh, String::new(), Some(key)));
             }
             Lookup::Corrupt(reason) => {

@@ -306,3 +306,58 @@ fn single_agent_mode_trains_on_answers_alone() {
     assert!(floats(&metrics, "turns").iter().all(|t| *t == 1.0));
     assert!(floats(&metrics, "agreement_rate").iter().all(|a| *a == 1.0));
 }
+
+/// A model with `source: stage:train` is the checkpoint `train` wrote: stages that use it
+/// wait for `train`, run on its weights, and re-run when it retrains; a stage cannot use
+/// its own checkpoint.
+#[test]
+fn later_stages_use_the_trained_checkpoint_as_a_model() {
+    let ws = Workspace::new();
+    let model = common::tiny_long_context(&ws);
+    let spec = |lr: &str| {
+        format!(
+            "version: 1\nname: trained\nseed: 3\nmodels:\n  policy:\n    source: {model}\n  \
+             trained:\n    source: stage:train\nstages:\n  \
+             dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 2}}\n  \
+             pairs:\n    kind: persona_pairing\n    needs: [dilemmas]\n  \
+             train:\n    kind: grpo\n    needs: [pairs]\n    with: {{policy: policy, {}, lr: {lr}}}\n  \
+             after:\n    kind: rollout\n    needs: [pairs]\n    with: {{model: trained, group_size: 1, max_turns: 2, max_new_tokens: 4, agreement: marker}}\n",
+            short_training(2).replace(", lr: 0.01", "")
+        )
+    };
+    ws.write("spec.yaml", &spec("0.01"));
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let train_done = out.stderr.find("train: ran").expect("train ran");
+    let after_done = out.stderr.find("after: ran").expect("after ran");
+    assert!(train_done < after_done, "{}", out.stderr);
+
+    // Retraining changes the model, so its user is stale too.
+    ws.write("spec.yaml", &spec("0.02"));
+    let status = ws.accord(&["status", "spec.yaml", "--backend", "flex"]);
+    let line = |name: &str| {
+        status
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("train").contains("stale"), "{}", status.stdout);
+    assert!(!line("after").contains("fresh"), "{}", status.stdout);
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("after: ran"), "{}", out.stderr);
+
+    // A stage cannot train on its own checkpoint.
+    let own = spec("0.01").replace("with: {policy: policy,", "with: {policy: trained,");
+    ws.write("spec.yaml", &own);
+    let out = ws.accord(&["validate", "spec.yaml"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("is the checkpoint of `train`, which is `train`"),
+        "{}",
+        out.stderr
+    );
+}

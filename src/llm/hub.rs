@@ -45,6 +45,8 @@ pub struct ModelHub {
     paths: Mutex<HashMap<String, PathBuf>>,
     identities: Mutex<HashMap<String, Value>>,
     loaded: Mutex<HashMap<String, Arc<LoadedModel>>>,
+    /// The output of each stage whose checkpoint a model is: its entry folder and digest.
+    trained: Mutex<HashMap<String, (PathBuf, String)>>,
 }
 
 impl ModelHub {
@@ -57,7 +59,49 @@ impl ModelHub {
             paths: Mutex::new(HashMap::new()),
             identities: Mutex::new(HashMap::new()),
             loaded: Mutex::new(HashMap::new()),
+            trained: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records where stage `stage`'s output is (its store entry and the digest of its
+    /// table), so models with `source: stage:NAME` find its checkpoint. Models already
+    /// resolved from an earlier output of the stage are forgotten.
+    pub fn trained_by_stage(&self, stage: &str, entry: &Path, digest: &str) {
+        let mut trained = self.trained.lock().unwrap_or_else(|p| p.into_inner());
+        let output = (entry.to_path_buf(), digest.to_string());
+        if trained.get(stage) == Some(&output) {
+            return;
+        }
+        trained.insert(stage.to_string(), output);
+        let users: Vec<String> = self
+            .models
+            .iter()
+            .filter(|(_, m)| m.trained_by() == Some(stage))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut paths = self.paths.lock().unwrap_or_else(|p| p.into_inner());
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        for name in users {
+            paths.remove(&name);
+            loaded.remove(&name);
+        }
+    }
+
+    /// The checkpoint folder and output digest of the stage model `name` comes from.
+    fn trained_output(&self, name: &str, stage: &str) -> Result<(PathBuf, String), LlmError> {
+        let trained = self.trained.lock().unwrap_or_else(|p| p.into_inner());
+        let (entry, digest) = trained.get(stage).ok_or_else(|| {
+            LlmError::BadSource(format!(
+                "model `{name}` is the checkpoint of stage `{stage}`, which has not finished"
+            ))
+        })?;
+        let folder = entry.join("checkpoint");
+        if !folder.is_dir() {
+            return Err(LlmError::BadSource(format!(
+                "model `{name}`: stage `{stage}` wrote no checkpoint (`grpo` stages do)"
+            )));
+        }
+        Ok((folder, digest.clone()))
     }
 
     /// The spec entry of model `name`.
@@ -92,6 +136,11 @@ impl ModelHub {
             return Ok(path.clone());
         }
         let spec = self.spec(name)?;
+        if let Some(stage) = spec.trained_by() {
+            let (folder, _) = self.trained_output(name, stage)?;
+            paths.insert(name.to_string(), folder.clone());
+            return Ok(folder);
+        }
         let source = spec.source.as_deref().ok_or_else(|| {
             LlmError::BadSource(format!("model `{name}` is an endpoint, not in-process"))
         })?;
@@ -125,6 +174,11 @@ impl ModelHub {
                 "model": spec.model,
                 "revision": spec.revision,
             }));
+        }
+        if let Some(stage) = spec.trained_by() {
+            // The stage's output digest stands for the checkpoint it wrote with it.
+            let (_, digest) = self.trained_output(name, stage)?;
+            return Ok(json!({ "stage": stage, "output": digest, "dtype": spec.dtype.name() }));
         }
         let path = self.path(name)?;
         let digest = |file: &Path| {

@@ -689,13 +689,31 @@ impl Checker<'_> {
                 .key(name.clone())
                 .key("with");
             for (field, model) in kind.models(resolved) {
-                if !models.contains_key(&model) {
+                let Some(spec) = models.get(&model) else {
                     self.report(
                         with_path.key(field),
                         Place::Value,
                         SpecError::UnknownModel {
                             name: model,
                             known: known.clone(),
+                        },
+                    );
+                    continue;
+                };
+                // A stage cannot use a checkpoint that it, or a stage after it, trains.
+                if let Some(trainer) = spec.trained_by()
+                    && stages.contains_key(trainer)
+                    && (trainer == name.as_str() || needs_transitively(stages, trainer, name))
+                {
+                    self.report(
+                        with_path.key(field),
+                        Place::Value,
+                        SpecError::InvalidModel {
+                            message: format!(
+                                "model `{model}` is the checkpoint of `{trainer}`, which {} `{name}`",
+                                if trainer == name.as_str() { "is" } else { "runs after" }
+                            ),
+                            expected: "a model trained by an earlier stage, or a base model".into(),
                         },
                     );
                 }
@@ -984,4 +1002,22 @@ fn humanise_expected(expected: &str) -> String {
         other if other.starts_with("enum ") => "one of the listed values".into(),
         other => other.into(),
     }
+}
+
+/// Whether stage `from` needs stage `to`, directly or through other stages.
+fn needs_transitively(stages: &IndexMap<String, StageSpec>, from: &str, to: &str) -> bool {
+    let mut pending = vec![from];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(stage) = pending.pop() {
+        if !seen.insert(stage) {
+            continue;
+        }
+        for need in stages.get(stage).map_or(&[][..], |s| s.needs.as_slice()) {
+            if need == to {
+                return true;
+            }
+            pending.push(need);
+        }
+    }
+    false
 }

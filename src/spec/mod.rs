@@ -120,6 +120,13 @@ pub struct ModelSpec {
     pub api_key_env: Option<String>,
 }
 
+impl ModelSpec {
+    /// The stage whose checkpoint this model is (`source: stage:NAME`).
+    pub fn trained_by(&self) -> Option<&str> {
+        self.source.as_deref()?.strip_prefix("stage:")
+    }
+}
+
 /// One stage of the pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
