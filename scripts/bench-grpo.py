@@ -93,8 +93,17 @@ from trl import GRPOConfig, GRPOTrainer
 weights, steps = sys.argv[1], int(sys.argv[2])
 dilemmas = json.loads(sys.stdin.read())
 folder, name = os.path.dirname(weights), os.path.basename(weights)
-model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+# Dequantised from GGUF, the model counts as quantized and the trainer refuses it; saved
+# and reloaded, it is a plain f32 model.
+import tempfile
+plain = tempfile.mkdtemp()
+AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).save_pretrained(plain)
+AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(plain)
+config = json.load(open(f"{plain}/config.json"))
+config.pop("quantization_config", None)
+json.dump(config, open(f"{plain}/config.json", "w"))
+model = AutoModelForCausalLM.from_pretrained(plain, dtype=torch.float32)
+tokenizer = AutoTokenizer.from_pretrained(plain)
 prompts = [[{"role": "user", "content": d + "\n\nPropose the resolution you would recommend."}] for d in dilemmas]
 data = Dataset.from_dict({"prompt": prompts * 4})
 def reward(completions, **_):

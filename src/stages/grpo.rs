@@ -23,6 +23,7 @@ use super::dialogue::{Dialogue, Task, transcript};
 use super::judge::{Case, Party as JudgedParty, RUBRIC, local_ca_scores};
 use super::rollout::{self, Agreement, ContextTurns};
 use crate::llm::LlamaModel;
+use crate::llm::export::NamedTensor;
 use crate::llm::export::save_hf_folder;
 use crate::llm::loaded::LoadedModel;
 use crate::seed::SeededRng;
@@ -31,6 +32,7 @@ use crate::table;
 use crate::train::advantage::{self, AdvantageScale, advantages};
 use crate::train::checkpoint::StateDir;
 use crate::train::logprobs::{Scored, completion_logprobs};
+use crate::train::lora::{self, LoraSpec};
 use crate::train::objective::{Aggregation, BatchTotals, Objective, RowShape};
 use crate::train::sequences::{TrainAgents, TrainingRow, training_rows};
 
@@ -153,6 +155,10 @@ pub struct Params {
     /// Updates per batch of dialogues (μ).
     #[serde(default = "one")]
     pub inner_steps: usize,
+    /// Train low-rank adapters instead of every weight: `{rank, alpha, targets}`. The
+    /// checkpoint has them merged in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraSpec>,
     /// Trained turns per forward and backward pass; gradients accumulate across them.
     #[serde(default = "default_micro_batch")]
     pub micro_batch: usize,
@@ -408,6 +414,22 @@ impl Stage for Grpo {
         if params.agreement == Agreement::Marker && params.marker.trim().is_empty() {
             problems.push(("marker".into(), "`agreement: marker` needs a marker".into()));
         }
+        if let Some(spec) = &params.lora {
+            if spec.rank == 0 {
+                problems.push(("lora.rank".into(), "must be at least 1".into()));
+            }
+            if spec.targets.is_empty() {
+                problems.push(("lora.targets".into(), "name at least one projection".into()));
+            }
+            for target in &spec.targets {
+                if !lora::PROJECTIONS.contains(&target.as_str()) {
+                    problems.push((
+                        "lora.targets".into(),
+                        format!("`{target}` is not one of {}", lora::PROJECTIONS.join(", ")),
+                    ));
+                }
+            }
+        }
         problems
     }
 
@@ -525,19 +547,28 @@ impl Stage for Grpo {
         let restored = state
             .load::<Progress>(&base.model, &device, dtype, new_optimizer())
             .map_err(|e| failed("resuming", e))?;
+        // With LoRA the base stays frozen and the adapters (restored, or fresh) train.
+        let trainable = |restored: Option<(LlamaModel, Option<&[NamedTensor]>)>| {
+            match (&params.lora, restored) {
+                (Some(spec), restored) => lora::apply(
+                    base.model.clone(),
+                    spec,
+                    ctx.seed,
+                    restored.and_then(|(_, a)| a),
+                ),
+                (None, Some((policy, _))) => policy,
+                (None, None) => base.model.clone(),
+            }
+            .train()
+        };
         let (mut policy, mut optimizer, mut opponent, progress) = match restored {
             Some(restored) => (
-                restored.policy.train(),
+                trainable(Some((restored.policy, restored.adapters.as_deref()))),
                 restored.optimizer,
                 restored.opponent.map(snapshot),
                 restored.progress,
             ),
-            None => (
-                base.model.clone().train(),
-                new_optimizer(),
-                None,
-                Progress::default(),
-            ),
+            None => (trainable(None), new_optimizer(), None, Progress::default()),
         };
         let (first_step, mut metrics) = (progress.steps_done, progress.metrics);
         ctx.progress.set_total(params.steps as u64);
@@ -552,7 +583,7 @@ impl Stage for Grpo {
         for step in first_step..params.steps {
             ctx.check_cancelled()?;
             let started = Instant::now();
-            let current = snapshot(policy.valid());
+            let current = snapshot(policy.valid().materialize());
             if params.opponent == Opponent::Policy
                 || opponent.is_none()
                 || step % params.opponent_refresh == 0
@@ -741,14 +772,25 @@ impl Stage for Grpo {
                     steps_done: done,
                     metrics,
                 };
+                let adapters = params
+                    .lora
+                    .as_ref()
+                    .map(|spec| lora::adapters(&policy, spec));
                 state
-                    .save(&base, &policy.valid(), &optimizer, frozen, &progress)
+                    .save(
+                        &base,
+                        &policy.valid().materialize(),
+                        &optimizer,
+                        frozen,
+                        adapters.as_deref(),
+                        &progress,
+                    )
                     .map_err(|e| failed("saving the training state", e))?;
                 metrics = progress.metrics;
             }
         }
         save_hf_folder(
-            &policy.valid(),
+            &policy.valid().materialize(),
             &base.tokenizer,
             base.chat_template.as_ref(),
             &ctx.output_dir().join("checkpoint"),

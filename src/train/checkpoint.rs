@@ -3,7 +3,8 @@
 //! The state is a folder in the stage's work folder: the policy as a Hugging Face folder
 //! (`policy/`), the optimiser's moments (`optimizer.bpk`, burn's format, keyed by the
 //! parameters' name-derived ids), the frozen opponent when it is not the policy
-//! (`opponent/`) and the finished steps with their metrics (`progress.json`).
+//! (`opponent/`), LoRA factors when adapters train (`adapters.safetensors`) and the
+//! finished steps with their metrics (`progress.json`).
 //! Random streams are derived from the seed and the step, so nothing else is needed for a
 //! resumed run to continue exactly as an uninterrupted one would.
 //!
@@ -17,7 +18,7 @@ use burn::tensor::Device;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::llm::export::{hf_tensors, save_hf_folder, save_safetensors};
+use crate::llm::export::{NamedTensor, hf_tensors, save_hf_folder, save_safetensors};
 use crate::llm::loaded::LoadedModel;
 use crate::llm::weights::safetensors::SafetensorsWeights;
 use crate::llm::{LlamaModel, LlmError};
@@ -25,7 +26,10 @@ use crate::spec::Dtype;
 
 /// What a saved state holds besides the models.
 pub struct Restored<P> {
+    /// The policy's weights (adapters merged in).
     pub policy: LlamaModel,
+    /// LoRA factors, when the run trains adapters.
+    pub adapters: Option<Vec<NamedTensor>>,
     pub optimizer: ModuleOptimizer,
     pub opponent: Option<LlamaModel>,
     pub progress: P,
@@ -62,6 +66,7 @@ impl StateDir {
         policy: &LlamaModel,
         optimizer: &ModuleOptimizer,
         opponent: Option<&LlamaModel>,
+        adapters: Option<&[NamedTensor]>,
         progress: &impl Serialize,
     ) -> Result<(), LlmError> {
         let staged = self.staged();
@@ -82,6 +87,9 @@ impl StateDir {
                 source,
             })?;
             save_safetensors(&hf_tensors(opponent), &folder.join("model.safetensors"))?;
+        }
+        if let Some(adapters) = adapters {
+            save_safetensors(adapters, &staged.join("adapters.safetensors"))?;
         }
         let progress = serde_json::to_vec(progress).map_err(|e| failed("progress", e))?;
         let path = staged.join("progress.json");
@@ -127,6 +135,10 @@ impl StateDir {
         } else {
             None
         };
+        let adapters = match dir.join("adapters.safetensors") {
+            path if path.exists() => Some(read_safetensors(&path)?),
+            _ => None,
+        };
         let optimizer = optimizer
             .load(dir.join("optimizer.bpk"))
             .map_err(|e| failed("optimizer", e))?;
@@ -135,9 +147,34 @@ impl StateDir {
         let progress = serde_json::from_slice(&bytes).map_err(|e| failed("progress", e))?;
         Ok(Some(Restored {
             policy,
+            adapters,
             optimizer,
             opponent,
             progress,
         }))
     }
+}
+
+/// Every f32 tensor of a safetensors file.
+fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, LlmError> {
+    let bytes = std::fs::read(path).map_err(|source| LlmError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| failed("adapters", e))?;
+    let mut tensors: Vec<NamedTensor> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| NamedTensor {
+            name,
+            shape: view.shape().to_vec(),
+            values: view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tensors)
 }

@@ -8,5 +8,6 @@
 pub mod advantage;
 pub mod checkpoint;
 pub mod logprobs;
+pub mod lora;
 pub mod objective;
 pub mod sequences;
