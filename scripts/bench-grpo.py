@@ -92,18 +92,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 weights, steps = sys.argv[1], int(sys.argv[2])
 dilemmas = json.loads(sys.stdin.read())
-folder, name = os.path.dirname(weights), os.path.basename(weights)
-# Dequantised from GGUF, the model counts as quantized and the trainer refuses it; saved
-# and reloaded, it is a plain f32 model.
-import tempfile
-plain = tempfile.mkdtemp()
-AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).save_pretrained(plain)
-AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(plain)
-config = json.load(open(f"{plain}/config.json"))
-config.pop("quantization_config", None)
-json.dump(config, open(f"{plain}/config.json", "w"))
-model = AutoModelForCausalLM.from_pretrained(plain, dtype=torch.float32)
-tokenizer = AutoTokenizer.from_pretrained(plain)
+# The same weights as a Hugging Face folder (`accord models export`): a model loaded from
+# GGUF counts as quantized, and the trainer refuses to fine-tune it.
+model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32)
+tokenizer = AutoTokenizer.from_pretrained(weights)
 prompts = [[{"role": "user", "content": d + "\n\nPropose the resolution you would recommend."}] for d in dilemmas]
 data = Dataset.from_dict({"prompt": prompts * 4})
 def reward(completions, **_):
@@ -138,11 +130,12 @@ def main():
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--quiet", "--bin", "accord"], cwd=ROOT, check=True,
                    env={**os.environ, "CARGO_TARGET_DIR": TARGET})
-    weights = subprocess.run([ACCORD, "models", "fetch", SOURCE], check=True, capture_output=True,
-                             text=True).stdout.strip()
+    exported = tempfile.mkdtemp()
+    weights = subprocess.run([ACCORD, "models", "export", SOURCE, exported], check=True,
+                             capture_output=True, text=True).stdout.strip()
     ours, ours_rss, _, dilemmas = run_accord(SINGLE, args.steps)
     print(f"accord grpo (2 prompts x 4, 64 tokens): {ours:.2f} s/step, peak RSS {ours_rss:.2f} GiB", flush=True)
-    theirs, theirs_rss = run_trl(weights, dilemmas[:2], args.steps)
+    theirs, theirs_rss = run_trl(weights, dilemmas, args.steps)
     print(f"TRL GRPOTrainer (2 prompts x 4, 64 tokens): {theirs:.2f} s/step, peak RSS {theirs_rss:.2f} GiB")
     print(f"accord / TRL step time: {ours / theirs:.2f}x ({theirs / ours:.2f}x faster)" if ours < theirs
           else f"accord / TRL step time: {ours / theirs:.2f}x (slower)")

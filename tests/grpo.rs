@@ -409,3 +409,22 @@ fn lora_trains_only_the_adapted_projections_and_repeats() {
         .collect();
     assert_eq!(changed, expected);
 }
+
+/// With `filter_zero_std`, groups whose rewards all tie are rolled out again on new pairs;
+/// when every round ties (a reward nothing earns) the step still completes, and the
+/// metrics say every group tied.
+#[test]
+fn tied_groups_are_resampled_and_reported() {
+    let ws = Workspace::new();
+    let model = common::tiny_long_context(&ws);
+    let train = "reward: {contains: \"\\u0007\"}, steps: 2, batch_prompts: 2, group_size: 2, \
+                 max_turns: 2, max_new_tokens: 4, agreement: marker, filter_zero_std: true, \
+                 max_resamples: 2";
+    ws.write("spec.yaml", &spec(&model, train));
+    let run = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = ws.accord(&["show", "spec.yaml", "train", "--path"]);
+    let metrics = read_parquet(&ws.path().join(out.stdout.trim()));
+    assert!(floats(&metrics, "tied_groups").iter().all(|t| *t == 1.0));
+    assert!(floats(&metrics, "reward_max").iter().all(|r| *r == 0.0));
+}

