@@ -706,11 +706,13 @@ impl Stage for Grpo {
                 let fresh = roll_out(&again, attempt)?;
                 for (k, &group) in tied.iter().enumerate() {
                     let (ours, theirs) = (group * params.group_size, k * params.group_size);
-                    for j in 0..params.group_size {
-                        tasks[ours + j] = fresh.tasks[theirs + j].clone();
-                        dialogues[ours + j] = fresh.dialogues[theirs + j].clone();
-                        rewards[ours + j] = fresh.rewards[theirs + j];
-                    }
+                    let (to, from) = (
+                        ours..ours + params.group_size,
+                        theirs..theirs + params.group_size,
+                    );
+                    tasks[to.clone()].clone_from_slice(&fresh.tasks[from.clone()]);
+                    dialogues[to.clone()].clone_from_slice(&fresh.dialogues[from.clone()]);
+                    rewards[to].copy_from_slice(&fresh.rewards[from]);
                 }
             }
             let generated: usize = dialogues
