@@ -48,7 +48,7 @@ stages:
     needs: [pairs]
     with: {{policy: policy, reward: {{contains: "e"}}, steps: {steps}, batch_prompts: 2,
            group_size: 4, lr: 1.0e-5, loss: dapo, temperature: 1.0, top_p: 1.0,
-           save_every: 0, batch_size: 8, micro_batch: 4, {shape}}}
+           save_every: 0, batch_size: 8, {shape}}}
 """
 SINGLE = "mode: single_agent, max_new_tokens: 64"
 SELF_PLAY = "mode: self_play, max_turns: 3, max_new_tokens: 48, agreement: marker"

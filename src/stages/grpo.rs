@@ -170,6 +170,8 @@ pub struct Params {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraSpec>,
     /// Trained turns per forward and backward pass; gradients accumulate across them.
+    /// Turns are padded to the longest in a pass, so small passes waste less: on 2 CPU
+    /// cores 2 was as fast as 8 at a third of the memory.
     #[serde(default = "default_micro_batch")]
     pub micro_batch: usize,
     /// Steps between saves of the training state (an interrupted run resumes from the
@@ -236,7 +238,7 @@ fn default_scale() -> AdvantageScale {
     AdvantageScale::Group
 }
 fn default_micro_batch() -> usize {
-    8
+    2
 }
 fn default_max_resamples() -> usize {
     3
@@ -360,7 +362,7 @@ impl Stage for Grpo {
             ),
             f(
                 "tied_groups",
-                "Fraction of groups whose rewards all tie (no signal).",
+                "Fraction of groups whose rewards all tie (no signal), before any resampling.",
             ),
             f(
                 "loss",
