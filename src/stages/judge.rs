@@ -97,10 +97,10 @@ pub struct Params {
 fn default_concurrency() -> usize {
     4
 }
-fn default_timeout_s() -> f64 {
+pub(crate) fn default_timeout_s() -> f64 {
     120.0
 }
-fn default_attempts() -> u32 {
+pub(crate) fn default_attempts() -> u32 {
     4
 }
 
@@ -116,7 +116,7 @@ fn default_repeat_temperature() -> f64 {
 fn default_repeat_sample() -> usize {
     32
 }
-fn default_batch_size() -> usize {
+pub(crate) fn default_batch_size() -> usize {
     16
 }
 
@@ -171,6 +171,16 @@ impl Case {
             })
             .collect()
     }
+}
+
+/// Caches a new judgement under `key`, counts it and moves the progress bar.
+fn record(ctx: &StageContext, key: &str, judgement: Judgement) -> Result<Judgement, StageError> {
+    ctx.rows
+        .put(key, &judgement)
+        .map_err(|e| StageError::Failed(e.to_string()))?;
+    ctx.rows.tally(false);
+    ctx.progress.advance(1);
+    Ok(judgement)
 }
 
 /// Expected Collective Agency ratings (0–5) of `cases` from an in-process judge,
@@ -639,12 +649,7 @@ impl Stage for Judge {
                     rationale: "no agreement".into(),
                     unparseable: None,
                 };
-                ctx.rows
-                    .put(&keys[i], &judgement)
-                    .map_err(|e| StageError::Failed(e.to_string()))?;
-                ctx.rows.tally(false);
-                ctx.progress.advance(1);
-                judgements[i] = Some(judgement);
+                judgements[i] = Some(record(ctx, &keys[i], judgement)?);
             }
         }
         let missing: Vec<usize> = (0..cases.len())
@@ -734,12 +739,7 @@ impl Stage for Judge {
                         rationale,
                         unparseable: None,
                     };
-                    ctx.rows
-                        .put(&keys[i], &judgement)
-                        .map_err(|e| StageError::Failed(e.to_string()))?;
-                    ctx.rows.tally(false);
-                    ctx.progress.advance(1);
-                    judgements[i] = Some(judgement);
+                    judgements[i] = Some(record(ctx, &keys[i], judgement)?);
                 }
             }
         }

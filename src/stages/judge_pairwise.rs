@@ -42,23 +42,13 @@ pub struct Params {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rubric_file: Option<PathBuf>,
     /// Pairs judged in one batch (in-process judge).
-    #[serde(default = "default_batch_size")]
+    #[serde(default = "super::judge::default_batch_size")]
     pub batch_size: usize,
     /// Seconds one request may take, and tries per request (endpoint judge).
-    #[serde(default = "default_timeout_s")]
+    #[serde(default = "super::judge::default_timeout_s")]
     pub timeout_s: f64,
-    #[serde(default = "default_attempts")]
+    #[serde(default = "super::judge::default_attempts")]
     pub attempts: u32,
-}
-
-fn default_batch_size() -> usize {
-    16
-}
-fn default_timeout_s() -> f64 {
-    120.0
-}
-fn default_attempts() -> u32 {
-    4
 }
 
 /// One cached verdict: P(A preferred) with A shown first and with A shown second (`None`
