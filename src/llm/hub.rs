@@ -124,6 +124,14 @@ impl ModelHub {
             .map_err(|e| LlmError::NoAdapter(e.clone()))
     }
 
+    /// The name of the backend model `name` runs on: `None` for an endpoint model.
+    pub fn backend_name_of(&self, name: &str) -> Result<Option<&'static str>, LlmError> {
+        if !self.in_process(name) {
+            return Ok(None);
+        }
+        Ok(Some(self.backend()?.name))
+    }
+
     /// The backend, if some stage has resolved it in this process.
     pub fn resolved_backend(&self) -> Option<&ResolvedBackend> {
         self.backend.get().and_then(|r| r.as_ref().ok())

@@ -375,7 +375,7 @@ impl Stage for Grpo {
             f("lr", "Learning rate of the step."),
             f(
                 "tokens_per_s",
-                "Dialogue tokens generated per second of rollout.",
+                "Turn tokens generated per second of rolling out and rewarding (resampled groups included).",
             ),
             f("step_seconds", "Wall-clock seconds of the whole step."),
         ])
@@ -616,6 +616,8 @@ impl Stage for Grpo {
                 .map(|slot| (slot, rng.below(all_parties.len())))
                 .collect();
             let rollout_started = Instant::now();
+            // Turn tokens of every group rolled out, resampled ones included.
+            let generated = std::cell::Cell::new(0usize);
             let resolve = |name: &str| -> Result<Arc<LoadedModel>, StageError> {
                 match name {
                     POLICY => Ok(current.clone()),
@@ -670,6 +672,14 @@ impl Stage for Grpo {
                     .into_iter()
                     .map(|d| d.expect("every dialogue ran"))
                     .collect();
+                generated.set(
+                    generated.get()
+                        + dialogues
+                            .iter()
+                            .flat_map(|d| &d.turns)
+                            .map(|t| t.token_ids.len())
+                            .sum::<usize>(),
+                );
                 let rewards = self.rewards(params, &tasks, &dialogues, judge.as_deref())?;
                 Ok(Groups {
                     tasks,
@@ -717,11 +727,7 @@ impl Stage for Grpo {
                     rewards[to].copy_from_slice(&fresh.rewards[from]);
                 }
             }
-            let generated: usize = dialogues
-                .iter()
-                .flat_map(|d| &d.turns)
-                .map(|t| t.token_ids.len())
-                .sum();
+            let generated = generated.get();
             let rollout_seconds = rollout_started.elapsed().as_secs_f64();
             let advantage = advantages(&rewards, params.group_size, params.scale, params.rank);
 

@@ -598,16 +598,10 @@ impl Stage for Judge {
         let rubric = super::read_template(ctx, &params.rubric_file, RUBRIC)?;
         let satisfaction = super::read_template(ctx, &params.satisfaction_file, SATISFACTION)?;
         let cases = cases(input)?;
-        let backend = if local {
-            Some(
-                ctx.models
-                    .backend()
-                    .map_err(|e| StageError::Failed(e.to_string()))?
-                    .name,
-            )
-        } else {
-            None
-        };
+        let backend = ctx
+            .models
+            .backend_name_of(&params.model)
+            .map_err(|e| StageError::Failed(e.to_string()))?;
         let identity = ctx.models.identity_seen(&params.model);
         let keys: Vec<String> = cases
             .iter()

@@ -170,16 +170,10 @@ impl Stage for JudgePairwise {
             )));
         }
         let local = ctx.models.in_process(&params.model);
-        let backend = if local {
-            Some(
-                ctx.models
-                    .backend()
-                    .map_err(|e| StageError::Failed(e.to_string()))?
-                    .name,
-            )
-        } else {
-            None
-        };
+        let backend = ctx
+            .models
+            .backend_name_of(&params.model)
+            .map_err(|e| StageError::Failed(e.to_string()))?;
         let identity = ctx.models.identity_seen(&params.model);
         let prompt = |first: &Case, second: &Case| {
             render(
