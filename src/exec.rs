@@ -354,7 +354,7 @@ pub fn run(
         spec: plan.loaded.file.display().to_string(),
         spec_name: plan.loaded.spec.name.clone(),
         spec_digest: plan.loaded.digest.clone(),
-        variant: None,
+        variant: plan.variant.clone(),
         overrides: options.overrides.clone(),
         started_at: started_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         seconds: started.elapsed().as_secs_f64(),
@@ -512,6 +512,53 @@ fn usable(store: &Store, stage: &str, key: &str, progress: &Progress) -> Option<
     }
 }
 
+/// Stage `d`'s output as an input; an unreadable entry is reported and recomputed.
+fn read_input(
+    plan: &Plan,
+    store: &Store,
+    d: usize,
+    done: &[Option<Done>],
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<Input, StageError> {
+    let Done {
+        key: input_key,
+        parts: input_parts,
+        ..
+    } = done[d].as_ref().expect("inputs are done");
+    let upstream = &plan.stages[d];
+    let batch = match store.read(input_key) {
+        Ok((_, batch)) => batch,
+        Err(e) => {
+            progress.println(&format!(
+                "{}: the stored output of `{}` cannot be used ({e}); recomputing it",
+                crate::output::warning_label(),
+                upstream.name
+            ));
+            let _ = store.remove(input_key);
+            ensure(
+                plan,
+                store,
+                d,
+                input_key,
+                input_parts,
+                done,
+                progress,
+                cancel,
+            )?;
+            store
+                .read(input_key)
+                .map_err(|e| StageError::Failed(e.to_string()))?
+                .1
+        }
+    };
+    Ok(Input {
+        name: upstream.name.clone(),
+        kind: upstream.kind.kind().to_string(),
+        batch,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn compute(
     plan: &Plan,
@@ -524,44 +571,31 @@ fn compute(
     bar: &StageProgress,
 ) -> Result<arrow::record_batch::RecordBatch, StageError> {
     let stage = &plan.stages[i];
-    let mut inputs = Vec::with_capacity(stage.needs.len());
-    for &d in &stage.needs {
-        let Done {
-            key: input_key,
-            parts: input_parts,
-            ..
-        } = done[d].as_ref().expect("inputs are done");
-        let upstream = &plan.stages[d];
-        let batch = match store.read(input_key) {
-            Ok((_, batch)) => batch,
-            Err(e) => {
-                progress.println(&format!(
-                    "{}: the stored output of `{}` cannot be used ({e}); recomputing it",
-                    crate::output::warning_label(),
-                    upstream.name
-                ));
-                let _ = store.remove(input_key);
-                ensure(
-                    plan,
-                    store,
-                    d,
-                    input_key,
-                    input_parts,
-                    done,
-                    progress,
-                    cancel,
-                )?;
-                store
-                    .read(input_key)
-                    .map_err(|e| StageError::Failed(e.to_string()))?
-                    .1
+    let read = |d: usize| read_input(plan, store, d, done, progress, cancel);
+    let inputs = stage
+        .needs
+        .iter()
+        .map(|&d| read(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    // What the stage's trained models learnt from: the inputs of their training stages.
+    let mut trained_on = Vec::new();
+    for (_, model) in stage.kind.models(&stage.params) {
+        let trainer = plan
+            .loaded
+            .spec
+            .models
+            .get(&model)
+            .and_then(|m| m.trained_by());
+        if let Some(t) = trainer.and_then(|t| plan.stages.iter().position(|s| s.name == t)) {
+            for &d in &plan.stages[t].needs {
+                if !trained_on
+                    .iter()
+                    .any(|input: &Input| input.name == plan.stages[d].name)
+                {
+                    trained_on.push(read(d)?);
+                }
             }
-        };
-        inputs.push(Input {
-            name: upstream.name.clone(),
-            kind: upstream.kind.kind().to_string(),
-            batch,
-        });
+        }
     }
     let rows = store.row_cache(stage.kind.kind());
     let ctx = StageContext {
@@ -569,6 +603,7 @@ fn compute(
         seed: stage.seed,
         spec_dir: &plan.loaded.dir,
         inputs,
+        trained_on,
         work_dir: store.work_dir(key),
         rows: &rows,
         models: &plan.models,

@@ -28,7 +28,8 @@ pub struct PlannedStage {
     /// Every stage that must finish first: `needs`, then the stages whose checkpoints its
     /// models are (`source: stage:NAME`).
     pub after: Vec<usize>,
-    /// Derived from the spec's seed and the stage's name.
+    /// Derived from the spec's seed (or a variant's, see [`Plan::reseed`]) and the
+    /// stage's name.
     pub seed: u64,
 }
 
@@ -39,6 +40,8 @@ pub struct Plan {
     pub stages: Vec<PlannedStage>,
     /// The spec's models, fetched and loaded only when a stage needs them.
     pub models: Arc<ModelHub>,
+    /// The ablation variant this plan is (see [`crate::spec::variants`]), if any.
+    pub variant: Option<String>,
 }
 
 /// How `accord dag` draws the graph.
@@ -145,6 +148,17 @@ impl Plan {
             loaded,
             stages,
             models,
+            variant: None,
+        }
+    }
+
+    /// Gives the stages that sample from a model seeds derived from `seed` instead of the
+    /// spec's (an ablation's `seeds` axis); data stages keep theirs.
+    pub fn reseed(&mut self, seed: u64) {
+        for stage in &mut self.stages {
+            if stage.kind.samples(&stage.params) {
+                stage.seed = derive_stage_seed(seed, &stage.name);
+            }
         }
     }
 

@@ -30,6 +30,7 @@ impl Registry {
             .with(crate::stages::grpo::Grpo)
             .with(crate::stages::judge::Judge)
             .with(crate::stages::judge_pairwise::JudgePairwise)
+            .with(crate::stages::evaluate::Evaluate)
     }
 
     /// Adds (or replaces) a kind.

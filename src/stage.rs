@@ -63,6 +63,13 @@ pub trait Stage: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Whether the stage samples from a model, so that an ablation's `seeds` axis gives it
+    /// a new seed (data stages keep theirs, so every seed sees the same data). By default,
+    /// whether it uses a model.
+    fn samples(&self, params: &Self::Params) -> bool {
+        !self.models(params).is_empty()
+    }
+
     /// Computes the output table.
     fn run(&self, params: &Self::Params, ctx: &StageContext) -> Result<RecordBatch, StageError>;
 }
@@ -128,6 +135,10 @@ pub struct StageContext<'a> {
     pub spec_dir: &'a Path,
     /// Outputs of the stages in `needs`, in that order.
     pub inputs: Vec<Input>,
+    /// What the stage's trained models (`source: stage:NAME`) learnt from: the outputs of
+    /// their training stages' `needs`, so an evaluation can check that its held-out rows
+    /// are held out.
+    pub trained_on: Vec<Input>,
     /// A folder for checkpoints in progress, kept across interruptions.
     pub work_dir: PathBuf,
     /// Finished rows under their own keys (see [`crate::store::row_cache`]).
@@ -216,6 +227,7 @@ pub trait StageKind: Send + Sync {
     fn check_inputs(&self, params: &Resolved, inputs: &[Upstream]) -> Result<(), String>;
     fn resources(&self, params: &Resolved) -> Vec<Resource>;
     fn models(&self, params: &Resolved) -> Vec<(&'static str, String)>;
+    fn samples(&self, params: &Resolved) -> bool;
     fn run(&self, params: &Resolved, ctx: &StageContext) -> Result<RecordBatch, StageError>;
 }
 
@@ -268,6 +280,10 @@ impl<S: Stage> StageKind for S {
 
     fn models(&self, params: &Resolved) -> Vec<(&'static str, String)> {
         Stage::models(self, params.get())
+    }
+
+    fn samples(&self, params: &Resolved) -> bool {
+        Stage::samples(self, params.get())
     }
 
     fn run(&self, params: &Resolved, ctx: &StageContext) -> Result<RecordBatch, StageError> {

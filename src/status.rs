@@ -35,7 +35,7 @@ pub struct StageStatus {
 
 /// The state of every stage of `plan`, in plan order.
 pub fn status(plan: &Plan, store: &Store) -> Vec<StageStatus> {
-    let head = store.head(&plan.loaded.spec.name, None);
+    let head = store.head(&plan.loaded.spec.name, plan.variant.as_deref());
     let mut digests: Vec<Option<String>> = vec![None; plan.stages.len()];
     let mut keys: Vec<Option<String>> = vec![None; plan.stages.len()];
     let mut out = Vec::with_capacity(plan.stages.len());

@@ -428,3 +428,28 @@ fn tied_groups_are_resampled_and_reported() {
     assert!(floats(&metrics, "tied_groups").iter().all(|t| *t == 1.0));
     assert!(floats(&metrics, "reward_max").iter().all(|r| *r == 0.0));
 }
+
+/// Three agents train like two: the policy and two opponents; pairs without a third
+/// party are a clear error.
+#[test]
+fn three_party_negotiations_train() {
+    let ws = Workspace::new();
+    let model = common::tiny_long_context(&ws);
+    let train = "reward: {contains: \"e\"}, steps: 1, batch_prompts: 1, group_size: 2, \
+                 max_turns: 3, max_new_tokens: 4, agreement: marker, parties: 3";
+    ws.write("spec.yaml", &spec(&model, train));
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("3 agents need 3 parties per row") && out.stderr.contains("parties: 3"),
+        "{}",
+        out.stderr
+    );
+    let three = spec(&model, train).replace(
+        "    kind: persona_pairing\n    needs: [dilemmas]\n",
+        "    kind: persona_pairing\n    needs: [dilemmas]\n    with: {parties: 3}\n",
+    );
+    ws.write("spec.yaml", &three);
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

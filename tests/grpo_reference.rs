@@ -62,6 +62,16 @@ fn param<'m>(model: &'m LlamaModel, name: &str) -> &'m Param<Tensor<2>> {
     }
 }
 
+/// The tiny Llama fixture, with gradients.
+fn fixture_model(device: &Device) -> LlamaModel {
+    let dir = root().join("llm/llama-gqa");
+    let config = ModelConfig::from_hf_json(&dir.join("config.json")).unwrap();
+    let mut weights = SafetensorsWeights::open(&dir).unwrap();
+    LlamaModel::load(config, &mut weights, device, Dtype::F32)
+        .unwrap()
+        .train()
+}
+
 #[test]
 fn objective_matches_pytorch() {
     let json: Value =
@@ -93,12 +103,7 @@ fn objective_matches_pytorch() {
     let totals = BatchTotals::new(&shapes);
 
     let device = Device::flex();
-    let dir = root().join("llm/llama-gqa");
-    let config = ModelConfig::from_hf_json(&dir.join("config.json")).unwrap();
-    let mut weights = SafetensorsWeights::open(&dir).unwrap();
-    let model = LlamaModel::load(config, &mut weights, &device, Dtype::F32)
-        .unwrap()
-        .train();
+    let model = fixture_model(&device);
 
     let old = right_aligned(
         &rows.iter().map(|r| floats(&r["old"])).collect::<Vec<_>>(),
@@ -181,4 +186,79 @@ fn objective_matches_pytorch() {
         }
     }
     println!("largest relative gradient difference: {worst_grad:e}");
+}
+
+/// Rows that share their prompt run it once (the group case); their log-probs and
+/// gradients equal those of a batch with nothing shared, which the test above checks
+/// against PyTorch.
+#[test]
+fn a_shared_prompt_scores_as_if_each_row_ran_it() {
+    let device = Device::flex();
+    let model = fixture_model(&device);
+    let prompt: Vec<u32> = vec![17, 45, 203, 9, 88, 151, 30];
+    let shared = vec![
+        Scored {
+            prompt: prompt.clone(),
+            completion: vec![5, 77, 190, 12],
+        },
+        Scored {
+            prompt: prompt.clone(),
+            completion: vec![64, 3],
+        },
+        Scored {
+            prompt: [&prompt[..], &[250, 11]].concat(),
+            completion: vec![42, 99, 7],
+        },
+    ];
+    // A row whose first token differs leaves nothing shared.
+    let mut unshared = shared.clone();
+    unshared.push(Scored {
+        prompt: vec![300, 2],
+        completion: vec![8],
+    });
+    let c = 4;
+    // Sum of the first three rows' real log-probs, and those log-probs.
+    let total = |rows: &[Scored]| {
+        let logp = completion_logprobs(&model, rows); // [R, C]
+        let mask: Vec<f32> = rows
+            .iter()
+            .enumerate()
+            .flat_map(|(r, row)| {
+                (0..c).map(move |j| (r < 3 && j >= c - row.completion.len()) as u8 as f32)
+            })
+            .collect();
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows.len(), c]), &device);
+        let masked = logp.clone() * mask;
+        let values: Vec<f32> = masked
+            .clone()
+            .slice([0..3, 0..c])
+            .try_into_vec_as()
+            .unwrap();
+        (masked.sum(), values)
+    };
+    let (sum_shared, logp_shared) = total(&shared);
+    let (sum_unshared, logp_unshared) = total(&unshared);
+    let difference = largest_difference(&logp_shared, &logp_unshared);
+    println!("shared prompt: log-probs largest difference {difference:e}");
+    assert!(difference < 1e-5);
+    let (grads_shared, grads_unshared) = (sum_shared.backward(), sum_unshared.backward());
+    for name in [
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.embed_tokens.weight",
+    ] {
+        let read = |grads| -> Vec<f32> {
+            param(&model, name)
+                .grad(grads)
+                .unwrap()
+                .try_into_vec_as()
+                .unwrap()
+        };
+        let (ours, theirs) = (read(&grads_shared), read(&grads_unshared));
+        let scale = theirs.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let difference = largest_difference(&ours, &theirs);
+        println!(
+            "shared prompt: {name} gradient largest difference {difference:e} (largest entry {scale:e})"
+        );
+        assert!(difference <= 1e-5 * scale.max(1e-3), "{name}");
+    }
 }

@@ -144,18 +144,11 @@ fn dialogues_follow_the_protocol_and_new_rows_reuse_cached_dialogues() {
     assert_eq!(scores.num_rows(), 8);
     // The self-agreement statistics are in the Parquet metadata too.
     let path = ws.accord(&["show", "spec.yaml", "scores", "--path"]);
-    let file = std::fs::File::open(ws.path().join(path.stdout.trim())).unwrap();
-    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
-    let metadata = parquet::file::reader::FileReader::metadata(&reader)
-        .file_metadata()
-        .key_value_metadata()
-        .cloned()
-        .unwrap_or_default();
-    let stats = metadata
-        .iter()
-        .find(|kv| kv.key == "accord.judge_reliability")
-        .and_then(|kv| kv.value.clone())
-        .expect("reliability metadata");
+    let stats = common::parquet_metadata(
+        &ws.path().join(path.stdout.trim()),
+        "accord.judge_reliability",
+    )
+    .expect("reliability metadata");
     let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
     assert_eq!(stats["repeats"], 3);
     assert!((0.0..=1.0).contains(&stats["exact"].as_f64().unwrap()));

@@ -210,12 +210,34 @@ fn validate_command_exits_1_and_prints_to_stderr() {
     assert_eq!(out.stdout, "`ok.yaml` is valid: 2 stages\n");
 }
 
+/// Every shipped pipeline is valid, with its variants.
+#[test]
+fn shipped_pipelines_are_valid() {
+    let ws = Workspace::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    for (name, expected) in [
+        ("quickstart.yaml", "8 stages"),
+        ("ablations.yaml", "7 stages, 18 variants"),
+        ("paper.yaml", "6 stages"),
+    ] {
+        let path = root.join(name);
+        let out = ws.accord(&["validate", path.to_str().unwrap()]);
+        assert_eq!(out.code, 0, "{name}: {}", out.stderr);
+        assert!(
+            out.stdout.contains(&format!("is valid: {expected}")),
+            "{}",
+            out.stdout
+        );
+    }
+}
+
 #[test]
 fn no_input_panics() {
     // Mutate valid specs byte by byte; every result must be Ok or located errors.
     let seeds = [
         common::PIPELINE,
         include_str!("../pipelines/quickstart.yaml"),
+        include_str!("../pipelines/ablations.yaml"),
     ];
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {

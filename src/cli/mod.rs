@@ -5,6 +5,7 @@
 //! 2 bad usage (from clap), 130 interrupted. A closed stdout (`accord show … | head`) is
 //! not an error.
 
+mod compare;
 mod gc;
 mod generate;
 mod models;
@@ -56,6 +57,10 @@ pub struct SpecArgs {
     /// `--set backend=…`).
     #[arg(long, value_enum)]
     pub backend: Option<crate::spec::Backend>,
+
+    /// Only this variant of the spec's `ablations` (e.g. `kl_beta=0.04,seed=2`).
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
 }
 
 impl SpecArgs {
@@ -118,6 +123,22 @@ pub enum Command {
         /// Print only the path of the stage's checkpoint folder (a Hugging Face folder).
         #[arg(long, conflicts_with = "path")]
         checkpoint: bool,
+    },
+    /// Compare the evaluations of every variant: metrics with confidence intervals and,
+    /// against a baseline variant, paired-bootstrap differences.
+    Compare {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// The variant the others are compared with, or a model the others are compared
+        /// with within each variant (paired bootstrap over items; `*` marks a difference
+        /// whose 95% interval leaves out zero).
+        #[arg(long, value_name = "VARIANT|MODEL")]
+        baseline: Option<String>,
+        #[arg(long, value_enum, default_value_t = crate::report::table::CompareFormat::Table)]
+        format: crate::report::table::CompareFormat,
+        /// Bootstrap resamples.
+        #[arg(long, default_value_t = crate::stats::RESAMPLES, value_name = "N")]
+        resamples: usize,
     },
     /// Check a spec without running it; print every error found.
     Validate {
@@ -211,10 +232,26 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
         } => run::run(&spec, registry, &store, jobs, on_error, cli.quiet),
         Command::Status { spec, json } => status::status(&spec, registry, &store, json),
         Command::Dag { spec, format } => {
-            let Some(plan) = plan_or_report(&spec, registry)? else {
+            let Some(plans) = plans_or_report(&spec, registry)? else {
                 return Ok(1);
             };
-            print(&plan.render(format))
+            let mut text = plans[0].render(format);
+            // The variants share the graph; a text drawing lists them and what each sets.
+            if format == DagFormat::Text && plans[0].variant.is_some() {
+                let all = crate::spec::variants(&plans[0].loaded.spec);
+                text.push_str(&format!("\nvariants ({}):\n", plans.len()));
+                for variant in all
+                    .iter()
+                    .filter(|v| plans.iter().any(|p| p.variant.as_ref() == Some(&v.name)))
+                {
+                    let mut settings = variant.overrides.clone();
+                    if let Some(seed) = variant.seed {
+                        settings.push(format!("seed {seed} for the stages that sample"));
+                    }
+                    text.push_str(&format!("  {}  {}\n", variant.name, settings.join(", ")));
+                }
+            }
+            print(&text)
         }
         Command::Show {
             spec,
@@ -231,6 +268,19 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
             };
             show::show(&spec, registry, &store, &stage, target)
         }
+        Command::Compare {
+            spec,
+            baseline,
+            format,
+            resamples,
+        } => compare::compare(
+            &spec,
+            registry,
+            &store,
+            baseline.as_deref(),
+            format,
+            resamples,
+        ),
         Command::Validate { spec } => validate::validate(&spec, registry),
         Command::Gc {
             keep_runs,
@@ -265,6 +315,99 @@ pub(crate) fn plan_or_report(
             Ok(None)
         }
     }
+}
+
+/// Plans every variant of the spec (or the one `--variant` names), or prints the errors
+/// and returns `None`. A spec without `ablations` gives its one plan, with no variant.
+pub(crate) fn plans_or_report(
+    spec: &SpecArgs,
+    registry: &Registry,
+) -> std::io::Result<Option<Vec<Plan>>> {
+    let Some(base) = plan_or_report(spec, registry)? else {
+        return Ok(None);
+    };
+    let all = crate::spec::variants(&base.loaded.spec);
+    let chosen: Vec<&crate::spec::Variant> = match (&spec.variant, all.is_empty()) {
+        (None, true) => return Ok(Some(vec![base])),
+        (None, false) => all.iter().collect(),
+        (Some(name), _) => match all.iter().find(|v| &v.name == name) {
+            Some(variant) => vec![variant],
+            None => {
+                let known: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
+                let hint = if known.is_empty() {
+                    "the spec has no `ablations`, so it has no variants".to_string()
+                } else {
+                    format!("its variants: {}", known.join(", "))
+                };
+                anstream::eprintln!(
+                    "{}: `{}` has no variant `{name}`; {hint}",
+                    crate::output::error_label(),
+                    spec.spec.display()
+                );
+                return Ok(None);
+            }
+        },
+    };
+    let mut plans = Vec::with_capacity(chosen.len());
+    for variant in chosen {
+        // The variant's settings, then the command line's, which win.
+        let options = LoadOptions {
+            overrides: variant
+                .overrides
+                .iter()
+                .cloned()
+                .chain(spec.overrides())
+                .collect(),
+        };
+        match load(&spec.spec, &options, registry) {
+            Ok(loaded) => {
+                let mut plan = Plan::new(loaded, registry);
+                plan.variant = Some(variant.name.clone());
+                if let Some(seed) = variant.seed {
+                    plan.reseed(seed);
+                }
+                plans.push(plan);
+            }
+            Err(failure) => {
+                let mut stderr = anstream::stderr();
+                writeln!(
+                    stderr,
+                    "in variant `{}`, whose values come from `ablations` (shown as `--set`):",
+                    variant.name
+                )?;
+                write!(
+                    stderr,
+                    "{}",
+                    failure.render(crate::output::stderr_has_color())
+                )?;
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(plans))
+}
+
+/// The one plan a command works on: the spec's, or with `ablations` the variant
+/// `--variant` names (required then).
+pub(crate) fn single_plan_or_report(
+    spec: &SpecArgs,
+    registry: &Registry,
+) -> std::io::Result<Option<Plan>> {
+    let Some(mut plans) = plans_or_report(spec, registry)? else {
+        return Ok(None);
+    };
+    if plans.len() > 1 {
+        let names: Vec<String> = plans.iter().filter_map(|p| p.variant.clone()).collect();
+        anstream::eprintln!(
+            "{}: `{}` has {} variants; pick one with `--variant` (one of: {})",
+            crate::output::error_label(),
+            spec.spec.display(),
+            plans.len(),
+            names.join(", ")
+        );
+        return Ok(None);
+    }
+    Ok(plans.pop())
 }
 
 /// Writes `text` to stdout (styles stripped when it is not a terminal).

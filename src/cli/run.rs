@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::{SpecArgs, plan_or_report, print};
+use super::{SpecArgs, plans_or_report, print};
 use crate::Registry;
 use crate::exec::{self, ExecOptions, OnError};
 use crate::progress::Progress;
@@ -20,7 +20,7 @@ pub fn run(
     on_error: OnError,
     quiet: bool,
 ) -> std::io::Result<i32> {
-    let Some(plan) = plan_or_report(spec, registry)? else {
+    let Some(plans) = plans_or_report(spec, registry)? else {
         return Ok(1);
     };
     let _ = ctrlc::set_handler(|| {
@@ -33,29 +33,55 @@ pub fn run(
             std::process::exit(130);
         }
     });
-    let options = ExecOptions {
-        jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        on_error,
-        overrides: spec.overrides(),
-    };
     let progress = if quiet {
         Progress::quiet()
     } else {
         Progress::new(false)
     };
-    let summary = match exec::run(&plan, store, &options, &progress, &CANCEL) {
-        Ok(summary) => summary,
-        Err(e) => {
-            anstream::eprintln!("{}: {e}", crate::output::error_label());
-            return Ok(1);
+    // Variants run one after another; a stage they share has one key, so only the first
+    // computes it and the rest find it in the store.
+    let (mut ran, mut cached, mut failed) = (0, 0, false);
+    let several = plans.len() > 1;
+    for plan in &plans {
+        if CANCEL.load(Ordering::SeqCst) {
+            return Ok(130);
         }
-    };
-    print(&format!("{}\n", summary.line()))?;
-    Ok(if summary.interrupted() {
-        130
-    } else if summary.succeeded() {
-        0
-    } else {
-        1
-    })
+        if let Some(name) = &plan.variant {
+            progress.println(&format!("variant {name}"));
+        }
+        let options = ExecOptions {
+            jobs: jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            on_error,
+            overrides: spec.overrides(),
+        };
+        let summary = match exec::run(plan, store, &options, &progress, &CANCEL) {
+            Ok(summary) => summary,
+            Err(e) => {
+                anstream::eprintln!("{}: {e}", crate::output::error_label());
+                return Ok(1);
+            }
+        };
+        if summary.interrupted() {
+            print(&format!("{}\n", summary.line()))?;
+            return Ok(130);
+        }
+        match (&plan.variant, several) {
+            (Some(name), true) => print(&format!("{name}: {}\n", summary.line()))?,
+            _ => print(&format!("{}\n", summary.line()))?,
+        };
+        ran += summary.count("ran");
+        cached += summary.count("cached");
+        failed |= !summary.succeeded();
+        if failed && on_error == OnError::Fail {
+            break;
+        }
+    }
+    if several {
+        print(&format!(
+            "{ran} ran, {cached} cached over {} variants\n",
+            plans.len()
+        ))?;
+    }
+    Ok(if failed { 1 } else { 0 })
 }

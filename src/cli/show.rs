@@ -1,6 +1,6 @@
 //! `accord show SPEC STAGE`: print a stage's output with polars.
 
-use super::{SpecArgs, display_path, plan_or_report, print};
+use super::{SpecArgs, display_path, print, single_plan_or_report};
 use crate::Registry;
 use crate::status::{State, status};
 use crate::store::Store;
@@ -31,7 +31,7 @@ pub fn show(
     stage: &str,
     target: ShowTarget,
 ) -> std::io::Result<i32> {
-    let Some(plan) = plan_or_report(spec, registry)? else {
+    let Some(plan) = single_plan_or_report(spec, registry)? else {
         return Ok(1);
     };
     let Some(index) = plan.index_of(stage) else {

@@ -7,5 +7,6 @@
 //! An endpoint judge ([`openai`]) gives the same distribution when it offers log-probs,
 //! and a parsed rating otherwise.
 
+pub mod asker;
 pub mod openai;
 pub mod reliability;

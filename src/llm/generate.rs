@@ -1,9 +1,12 @@
 //! Batched generation with a KV cache.
 //!
-//! Prompts of different lengths are left-padded into one batch; after the prefill every
-//! step decodes one token for every unfinished row in one forward pass. A row stops at a
+//! Prompts of different lengths are left-padded into one batch (identical prompts run once
+//! and their caches are copied); after the prefill every step decodes one token for every
+//! unfinished row in one forward pass. A row stops at a
 //! stop token, a stop string (the text is cut before it) or `max_new_tokens`. Each row
 //! samples from its own seeded stream, so its tokens do not depend on the other rows.
+
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::error::LlmError;
 use super::model::{KvCache, LlamaModel};
@@ -65,6 +68,40 @@ fn top_logprobs(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
         .into_iter()
         .map(|i| (i as u32, logits[i] - max - log_total))
         .collect()
+}
+
+/// Runs the (left-padded) prompts into `cache` and returns the last position's logits
+/// `[B, 1, V]`. Identical prompts (a GRPO group's, or `n` completions of one request) run
+/// once and their rows are copied.
+fn prefill(
+    model: &LlamaModel,
+    tokens: &[Vec<u32>],
+    valid: &[Vec<bool>],
+    cache: &mut KvCache,
+) -> Tensor<3> {
+    // The first row with each prompt, and for each row the index of its prompt among those.
+    let mut firsts: Vec<usize> = Vec::new();
+    let mut of_row: Vec<usize> = Vec::with_capacity(tokens.len());
+    for (row, ids) in tokens.iter().enumerate() {
+        match firsts.iter().position(|&first| tokens[first] == *ids) {
+            Some(index) => of_row.push(index),
+            None => {
+                of_row.push(firsts.len());
+                firsts.push(row);
+            }
+        }
+    }
+    if firsts.len() == tokens.len() {
+        return model.forward(tokens, valid, cache, true);
+    }
+    let distinct_tokens: Vec<Vec<u32>> = firsts.iter().map(|&r| tokens[r].clone()).collect();
+    let distinct_valid: Vec<Vec<bool>> = firsts.iter().map(|&r| valid[r].clone()).collect();
+    let mut distinct_cache = KvCache::default();
+    let logits = model.forward(&distinct_tokens, &distinct_valid, &mut distinct_cache, true); // [U, 1, V]
+    *cache = distinct_cache.select(&of_row);
+    let ids: Vec<i64> = of_row.iter().map(|&i| i as i64).collect();
+    let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [of_row.len()]), &logits.device());
+    logits.select(0, ids) // [B, 1, V]
 }
 
 /// Generates a continuation for each request; `on_token(row, token)` sees tokens as they come.
@@ -135,7 +172,11 @@ pub fn generate(
     let mut cache = KvCache::default();
     let v = model.config.vocab_size;
     while done.iter().any(|d| !d) {
-        let logits = model.forward(&step_tokens, &step_valid, &mut cache, true); // [B, 1, V]
+        let logits = if cache.is_empty() {
+            prefill(model, &step_tokens, &step_valid, &mut cache)
+        } else {
+            model.forward(&step_tokens, &step_valid, &mut cache, true) // [B, 1, V]
+        };
         let logits: Vec<f32> = logits
             .try_into_vec_as::<f32>()
             .map_err(|e| LlmError::Generation(format!("reading logits: {e:?}")))?;

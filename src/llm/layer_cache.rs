@@ -8,7 +8,7 @@
 //! (attention's views of the filled part are dropped by then). When the room runs out the
 //! cache is copied once into a larger one.
 
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 
 /// Capacities are multiples of this many positions; fewer than this many stay unused.
 const CHUNK: usize = 256;
@@ -48,6 +48,20 @@ impl LayerCache {
         cache.values = cache.values.slice_assign(at, value);
         cache.len = needed;
         cache
+    }
+
+    /// A cache of the rows `rows` of this one, in that order (a row may repeat).
+    pub fn select(&self, rows: &Tensor<1, Int>) -> Self {
+        let (keys, values) = self.filled();
+        Self {
+            keys: keys.select(0, rows.clone()),
+            values: values.select(0, rows.clone()),
+            len: self.len,
+        }
+    }
+
+    pub fn device(&self) -> burn::tensor::Device {
+        self.keys.device()
     }
 
     /// Views of the filled keys and values, each `[B, K, len, D]`.

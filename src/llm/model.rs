@@ -2,8 +2,8 @@
 //!
 //! Rows of a batch may have different lengths: they are left-padded, and `valid` says which
 //! tokens are real. Each row's positions count only its real tokens (as `transformers` does
-//! with an attention mask), and no query attends to padding or to the future. The cache
-//! grows by concatenation; every row keeps its own positions.
+//! with an attention mask), and no query attends to padding or to the future. Every row of
+//! the cache keeps its own positions.
 
 use burn::module::{Module, Param, ParamId};
 use burn::nn::{Embedding, RmsNorm};
@@ -58,6 +58,24 @@ impl KvCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// A cache of the rows `rows` of this one, in that order; a row may repeat, so a
+    /// prompt several sequences share runs once and each continues from its own copy.
+    pub fn select(&self, rows: &[usize]) -> Self {
+        let indices = self.layers.iter().flatten().next().map(|layer| {
+            let ids: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(ids, [rows.len()]), &layer.device())
+        });
+        Self {
+            layers: self
+                .layers
+                .iter()
+                .map(|layer| Some(layer.as_ref()?.select(indices.as_ref()?)))
+                .collect(),
+            valid: rows.iter().map(|&r| self.valid[r].clone()).collect(),
+            next_position: rows.iter().map(|&r| self.next_position[r]).collect(),
+        }
     }
 }
 
@@ -252,19 +270,24 @@ impl LlamaModel {
         cache: &mut KvCache,
         last_only: bool,
     ) -> Tensor<3> {
-        let t = tokens.first().map_or(0, Vec::len);
-        self.forward_last(tokens, valid, cache, if last_only { 1 } else { t })
+        let x = self.hidden(tokens, valid, cache); // [B, T, C]
+        let [_, t, _] = x.dims();
+        let x = if last_only && t > 1 {
+            x.narrow(1, t - 1, 1)
+        } else {
+            x
+        };
+        self.logits(x)
     }
 
-    /// [`forward`](Self::forward) returning logits for the last `keep` positions only,
-    /// `[B, keep, V]`: training scores completions without computing the LM head over
-    /// their prompts.
-    pub fn forward_last(
+    /// The last decoder layer's output for `tokens` (`[B, T, C]`, before the final norm),
+    /// run as [`forward`](Self::forward) runs them: training picks the positions it scores
+    /// and computes the LM head over those only.
+    pub fn hidden(
         &self,
         tokens: &[Vec<u32>],
         valid: &[Vec<bool>],
         cache: &mut KvCache,
-        keep: usize,
     ) -> Tensor<3> {
         let device = self.device();
         let b = tokens.len();
@@ -304,13 +327,13 @@ impl LlamaModel {
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             x = layer.forward(x, &cos, &sin, &mask, layer_cache);
         }
-        let keep = keep.min(t);
-        let x = if keep < t {
-            x.narrow(1, t - keep, keep)
-        } else {
-            x
-        };
-        self.head(self.norm.forward(x))
+        x
+    }
+
+    /// f32 logits for hidden states from [`hidden`](Self::hidden): the final norm, then
+    /// the LM head. `[B, T, C]` → `[B, T, V]`.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.head(self.norm.forward(hidden))
     }
 
     /// Token embeddings: `[B, T]` ids → `[B, T, C]`.

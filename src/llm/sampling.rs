@@ -62,14 +62,24 @@ pub fn pick(sampling: &Sampling, logits: &[f32], rng: &mut SeededRng) -> (u32, f
         .iter()
         .map(|&i| logits[i])
         .fold(f32::NEG_INFINITY, f32::max);
-    let weight = |i: usize| (((logits[i] - max) / t) as f64).exp();
-    let total: f64 = candidates.iter().map(|&i| weight(i)).sum();
+    // Each candidate's unnormalised probability, computed once: at a 49k vocabulary the
+    // exponentials are most of the cost of picking a token.
+    let mut weights = vec![0f64; logits.len()];
+    for &i in &candidates {
+        weights[i] = f64::from(((logits[i] - max) / t).exp());
+    }
+    let total: f64 = candidates.iter().map(|&i| weights[i]).sum();
     // The nucleus: the fewest most likely tokens whose probability reaches `top_p`, most
     // likely first. It is usually a few dozen tokens, so the candidates are ordered a
     // growing prefix at a time rather than all of them (a full sort of a 49k vocabulary
-    // per token was a quarter of a batch-8 decode step).
+    // per token was a quarter of a batch-8 decode step). With `top_p` 1 every candidate
+    // stays and their order does not matter.
     let mut keep = candidates.len();
-    let mut sorted = 0;
+    let mut sorted = if sampling.top_p >= 1.0 {
+        candidates.len()
+    } else {
+        0
+    };
     while sorted < candidates.len() {
         let prefix = (sorted.max(32) * 4).min(candidates.len());
         if prefix < candidates.len() {
@@ -77,21 +87,25 @@ pub fn pick(sampling: &Sampling, logits: &[f32], rng: &mut SeededRng) -> (u32, f
         }
         candidates[sorted..prefix].sort_unstable_by(by_logit);
         sorted = prefix;
-        if sampling.top_p >= 1.0 {
-            continue;
-        }
         let mut cumulative = 0.0;
         if let Some(n) = candidates[..sorted].iter().position(|&i| {
-            cumulative += weight(i) / total;
+            cumulative += weights[i] / total;
             cumulative >= sampling.top_p as f64
         }) {
             keep = n + 1;
             break;
         }
     }
-    let weights: Vec<f64> = candidates[..keep].iter().map(|&i| weight(i)).collect();
-    let index = candidates[rng.weighted(&weights)];
-    (index as u32, log_prob(logits, t, index))
+    let kept: Vec<f64> = candidates[..keep].iter().map(|&i| weights[i]).collect();
+    let index = candidates[rng.weighted(&kept)];
+    // Without top-k the candidates are the whole vocabulary, so `total` is already the
+    // normaliser the log-prob needs.
+    let logprob = if candidates.len() == logits.len() {
+        ((logits[index] - max) / t) as f64 - total.ln()
+    } else {
+        f64::from(log_prob(logits, t, index))
+    };
+    (index as u32, logprob as f32)
 }
 
 #[cfg(test)]

@@ -839,8 +839,30 @@ impl Checker<'_> {
                             },
                         );
                     }
+                    // Variants are named by the axis's `name` list, else its first path's
+                    // values: those must tell the settings apart.
+                    let labels = fields
+                        .get(super::variants::NAME_KEY)
+                        .or_else(|| fields.values().next());
+                    if let Some(labels) = labels {
+                        let distinct: BTreeSet<String> =
+                            labels.iter().map(super::variants::label).collect();
+                        if distinct.len() < labels.len() {
+                            self.report(
+                                axis_path.clone(),
+                                Place::Key,
+                                SpecError::InvalidValue {
+                                    message: "two settings of this axis would have the same variant name".into(),
+                                    expected: "distinct values in the first list, or a `name` list naming each setting".into(),
+                                },
+                            );
+                        }
+                    }
                     for (field, values) in fields {
                         let field_path = axis_path.key(field.clone());
+                        if field == super::variants::NAME_KEY {
+                            continue;
+                        }
                         if values.is_empty() {
                             self.report(
                                 field_path.clone(),

@@ -14,6 +14,7 @@ pub mod location;
 pub mod overrides;
 pub mod path;
 pub mod schema;
+pub mod variants;
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
@@ -24,6 +25,7 @@ pub use error::{Diagnostic, SpecError};
 pub use load::{LoadFailure, LoadOptions, LoadedSpec, load, load_text};
 pub use location::{Location, Span};
 pub use path::FieldPath;
+pub use variants::{Variant, variants};
 
 /// An experiment: models, a DAG of stages, and ablation axes.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

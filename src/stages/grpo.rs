@@ -20,8 +20,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::dialogue::{Dialogue, Task, transcript};
-use super::judge::{Case, Party as JudgedParty, RUBRIC, local_ca_scores};
+use super::judge::{Case, DIGITS, Party as JudgedParty, RUBRIC};
 use super::rollout::{self, Agreement, ContextTurns};
+use crate::judge::asker::Asker;
 use crate::llm::LlamaModel;
 use crate::llm::export::NamedTensor;
 use crate::llm::export::save_hf_folder;
@@ -123,6 +124,10 @@ pub struct Params {
     pub opponent_refresh: usize,
     #[serde(default)]
     pub train_agents: TrainAgents,
+    /// Agents per dialogue: the policy and `parties - 1` opponents (three or more need
+    /// pairs made with `persona_pairing` `parties: N`).
+    #[serde(default = "default_parties", skip_serializing_if = "is_two")]
+    pub parties: usize,
     #[serde(default = "default_lr")]
     pub lr: f64,
     /// Steps over which the learning rate rises linearly from 0.
@@ -170,8 +175,9 @@ pub struct Params {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraSpec>,
     /// Trained turns per forward and backward pass; gradients accumulate across them.
-    /// Turns are padded to the longest in a pass, so small passes waste less: on 2 CPU
-    /// cores 2 was as fast as 8 at a third of the memory.
+    /// A group's turns at one position share their prompt, which a pass runs once: on 2
+    /// CPU cores 4 (one group of the paper's self-play shape) trained a third faster than
+    /// 2 for 0.4 GiB more, and 8 needed twice the memory.
     #[serde(default = "default_micro_batch")]
     pub micro_batch: usize,
     /// Steps between saves of the training state (an interrupted run resumes from the
@@ -198,6 +204,13 @@ pub struct Params {
     pub batch_size: usize,
 }
 
+fn default_parties() -> usize {
+    2
+}
+/// Left out of keys at its default, so keys from before `parties` existed still hold.
+fn is_two(parties: &usize) -> bool {
+    *parties == 2
+}
 fn default_reward() -> Reward {
     Reward::Judge
 }
@@ -238,7 +251,7 @@ fn default_scale() -> AdvantageScale {
     AdvantageScale::Group
 }
 fn default_micro_batch() -> usize {
-    2
+    4
 }
 fn default_max_resamples() -> usize {
     3
@@ -252,7 +265,11 @@ impl Params {
     fn rollout(&self) -> rollout::Params {
         rollout::Params {
             model: None,
-            agents: Some(vec![POLICY.into(), OPPONENT.into()]),
+            agents: Some(
+                std::iter::once(POLICY.to_string())
+                    .chain(std::iter::repeat_n(OPPONENT.to_string(), self.parties - 1))
+                    .collect(),
+            ),
             group_size: self.group_size,
             max_turns: self.max_turns,
             context_turns: self.context_turns.clone(),
@@ -401,6 +418,12 @@ impl Stage for Grpo {
                 "a negotiation needs at least 2 turns".into(),
             ));
         }
+        if params.parties < 2 {
+            problems.push((
+                "parties".into(),
+                "a negotiation needs at least 2 parties".into(),
+            ));
+        }
         if !(params.lr.is_finite() && params.lr > 0.0) {
             problems.push(("lr".into(), "must be a number above 0".into()));
         }
@@ -508,10 +531,9 @@ impl Stage for Grpo {
                 params.policy
             )));
         }
-        let protocol = params
-            .rollout()
-            .protocol(vec![POLICY.into(), OPPONENT.into()], ctx)?;
-        let all_parties = rollout::parties(input, 2)?;
+        let rollout = params.rollout();
+        let protocol = rollout.protocol(rollout.agent_models(), ctx)?;
+        let all_parties = rollout::parties(input, params.parties)?;
         let dilemmas = table::string_column(input, "dilemma")?;
         if all_parties.is_empty() {
             return Err(StageError::Failed(format!(
@@ -523,10 +545,15 @@ impl Stage for Grpo {
             .models
             .load(&params.policy)
             .map_err(|e| failed(&params.policy, e))?;
+        // In-process or an endpoint: base weights either way, never the policy's.
         let judge = match (&params.reward, &params.judge) {
-            (Reward::Judge, Some(name)) => {
-                Some(ctx.models.load(name).map_err(|e| failed(name, e))?)
-            }
+            (Reward::Judge, Some(name)) => Some(Asker::open(
+                ctx,
+                name,
+                params.batch_size,
+                super::judge::default_timeout_s(),
+                super::judge::default_attempts(),
+            )?),
             _ => None,
         };
         let objective = Objective {
@@ -680,7 +707,7 @@ impl Stage for Grpo {
                             .map(|t| t.token_ids.len())
                             .sum::<usize>(),
                 );
-                let rewards = self.rewards(params, &tasks, &dialogues, judge.as_deref())?;
+                let rewards = self.rewards(params, &tasks, &dialogues, judge.as_ref(), ctx)?;
                 Ok(Groups {
                     tasks,
                     dialogues,
@@ -732,11 +759,14 @@ impl Stage for Grpo {
             let advantage = advantages(&rewards, params.group_size, params.scale, params.rank);
 
             // Update the policy on the trained turns.
-            let training: Vec<TrainingRow> = dialogues
+            let mut training: Vec<TrainingRow> = dialogues
                 .iter()
                 .enumerate()
                 .flat_map(|(sample, d)| training_rows(d, sample, params.train_agents))
                 .collect();
+            // A group's turns at one position share their prompt, or most of it: side by
+            // side in a micro-batch it runs once (`completion_logprobs`).
+            training.sort_by_key(|row| (row.sample / params.group_size, row.turn, row.sample));
             let shapes: Vec<RowShape> = training
                 .iter()
                 .map(|r| RowShape {
@@ -902,9 +932,10 @@ impl Grpo {
         params: &Params,
         tasks: &[Task],
         dialogues: &[Dialogue],
-        judge: Option<&LoadedModel>,
+        judge: Option<&Asker>,
+        ctx: &StageContext,
     ) -> Result<Vec<f64>, StageError> {
-        let scores = match &params.reward {
+        let scores: Vec<f64> = match &params.reward {
             Reward::Contains(text) => dialogues
                 .iter()
                 .map(|d| {
@@ -947,7 +978,20 @@ impl Grpo {
                         agreed: d.agreed,
                     })
                     .collect();
-                local_ca_scores(judge, &cases, RUBRIC, params.batch_size)?
+                let questions = cases
+                    .iter()
+                    .map(|c| c.rubric_question(RUBRIC))
+                    .collect::<Result<Vec<_>, _>>()?;
+                // A reply without a rating (an endpoint's) earns nothing.
+                judge
+                    .ask(&questions, &DIGITS, ctx)?
+                    .into_iter()
+                    .map(|d| {
+                        d.map_or(0.0, |d| {
+                            d.iter().enumerate().map(|(k, p)| k as f64 * p).sum()
+                        })
+                    })
+                    .collect()
             }
         };
         let overlong = |d: &Dialogue| -> f64 {

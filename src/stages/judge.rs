@@ -31,7 +31,6 @@ use crate::llm::chat::Message;
 use crate::llm::choice::{answer_distribution, answer_tokens, next_token_logprobs};
 use crate::llm::endpoint::Endpoint;
 use crate::llm::generate::{Request, generate};
-use crate::llm::loaded::LoadedModel;
 use crate::llm::sampling::Sampling;
 use crate::seed::SeededRng;
 use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
@@ -42,7 +41,7 @@ pub const RUBRIC: &str = include_str!("../../data/rubrics/collective_agency.jinj
 pub const SATISFACTION: &str = include_str!("../../data/prompts/party_satisfaction.jinja");
 pub const RATIONALE: &str = include_str!("../../data/prompts/judge_rationale.jinja");
 
-const DIGITS: [&str; 6] = ["0", "1", "2", "3", "4", "5"];
+pub(crate) const DIGITS: [&str; 6] = ["0", "1", "2", "3", "4", "5"];
 
 /// The Parquet metadata key of the judge's self-agreement statistics (JSON: `dialogues`,
 /// `repeats`, `exact`, `within_one`, `weighted_kappa`, `pearson_r`).
@@ -181,36 +180,6 @@ fn record(ctx: &StageContext, key: &str, judgement: Judgement) -> Result<Judgeme
     ctx.rows.tally(false);
     ctx.progress.advance(1);
     Ok(judgement)
-}
-
-/// Expected Collective Agency ratings (0–5) of `cases` from an in-process judge,
-/// `batch` prompts at a time.
-pub(crate) fn local_ca_scores(
-    judge: &LoadedModel,
-    cases: &[Case],
-    rubric: &str,
-    batch: usize,
-) -> Result<Vec<f64>, StageError> {
-    let failed = |e: crate::llm::LlmError| StageError::Failed(format!("judge: {e}"));
-    let digits = answer_tokens(&judge.tokenizer, &DIGITS).map_err(failed)?;
-    let mut scores = Vec::with_capacity(cases.len());
-    for chunk in cases.chunks(batch.max(1)) {
-        let mut prompts = Vec::with_capacity(chunk.len());
-        for case in chunk {
-            let question = case.rubric_question(rubric)?;
-            let text = judge
-                .chat_prompt(&[Message::new("user", &question)])
-                .map_err(failed)?;
-            prompts.push(judge.tokenizer.encode(&text).map_err(failed)?);
-        }
-        let logprobs = next_token_logprobs(&judge.model, &prompts).map_err(failed)?;
-        scores.extend(
-            logprobs
-                .iter()
-                .map(|row| expectation(&answer_distribution(row, &digits, 1.0))),
-        );
-    }
-    Ok(scores)
 }
 
 /// The conversation that asks for a rationale after the rating `rating` of `question`.

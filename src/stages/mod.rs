@@ -5,6 +5,7 @@
 
 pub mod dialogue;
 pub mod dilemma_library;
+pub mod evaluate;
 pub mod grpo;
 pub mod judge;
 pub mod judge_pairwise;

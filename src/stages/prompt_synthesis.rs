@@ -84,6 +84,63 @@ pub struct Params {
     /// `mode: llm`: rows generated in one batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Which part of the library's dilemmas to draw from (`mode: templates`): `all`, or
+    /// `train` and `heldout`, which split every possible text by its hash and so never
+    /// share a dilemma, whatever their seeds and counts.
+    #[serde(default, skip_serializing_if = "Split::is_all")]
+    pub split: Split,
+    /// The share of possible texts that belongs to `heldout`.
+    #[serde(
+        default = "default_heldout_share",
+        skip_serializing_if = "is_default_heldout_share"
+    )]
+    pub heldout_share: f64,
+}
+
+/// A part of the dilemma library (see [`Params::split`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    #[default]
+    All,
+    Train,
+    Heldout,
+}
+
+impl Split {
+    fn is_all(&self) -> bool {
+        *self == Split::All
+    }
+
+    /// Whether `text` belongs to this part when `heldout_share` of all texts are held out.
+    fn holds(self, text: &str, heldout_share: f64) -> bool {
+        let hash = blake3::hash(format!("accord split\n{text}").as_bytes());
+        let bytes: [u8; 8] = hash.as_bytes()[..8].try_into().expect("8 bytes");
+        let held_out = (u64::from_le_bytes(bytes) as f64 / u64::MAX as f64) < heldout_share;
+        match self {
+            Split::All => true,
+            Split::Train => !held_out,
+            Split::Heldout => held_out,
+        }
+    }
+
+    /// Roughly the share of texts this part holds.
+    fn share(self, heldout_share: f64) -> f64 {
+        match self {
+            Split::All => 1.0,
+            Split::Train => 1.0 - heldout_share,
+            Split::Heldout => heldout_share,
+        }
+    }
+}
+
+fn default_heldout_share() -> f64 {
+    0.25
+}
+
+/// Left out of keys at its default, so keys from before `split` existed still hold.
+fn is_default_heldout_share(share: &f64) -> bool {
+    *share == default_heldout_share()
 }
 
 fn default_temperature() -> f32 {
@@ -182,6 +239,15 @@ impl Stage for PromptSynthesis {
         if params.max_attempts == 0 {
             problems.push(("max_attempts".into(), "must be at least 1".into()));
         }
+        if !(params.heldout_share > 0.0 && params.heldout_share < 1.0) {
+            problems.push(("heldout_share".into(), "must be in (0, 1)".into()));
+        }
+        if params.split != Split::All && params.mode == SynthesisMode::Llm {
+            problems.push((
+                "split".into(),
+                "`split` divides the template library; with `mode: llm` keep `split: all` and give the held-out stage its own seed".into(),
+            ));
+        }
         problems
     }
 
@@ -220,6 +286,11 @@ impl Stage for PromptSynthesis {
             (SynthesisMode::Llm, Some(model)) => vec![("model", model.clone())],
             _ => Vec::new(),
         }
+    }
+
+    /// Dilemmas are data: every seed of an ablation sees the same ones.
+    fn samples(&self, _params: &Params) -> bool {
+        false
     }
 
     fn run(&self, params: &Params, ctx: &StageContext) -> Result<RecordBatch, StageError> {
@@ -289,6 +360,7 @@ pub fn synthesise(
             .find(|(t, _)| *t == tier)
             .expect("tier is listed");
         let capacity: u128 = templates.iter().map(|t| t.capacity()).sum();
+        let capacity = (capacity as f64 * params.split.share(params.heldout_share)).floor() as u128;
         if needed > capacity {
             let domains = if params.domains.is_empty() {
                 String::new()
@@ -307,7 +379,17 @@ pub fn synthesise(
     for i in 0..params.count {
         ctx.check_cancelled()?;
         let (tier, templates) = &by_tier[i % by_tier.len()];
-        let (template, text) = draw(templates, ctx.seed, i, &seen);
+        let usable =
+            |text: &str| !seen.contains(text) && params.split.holds(text, params.heldout_share);
+        let Some((template, text)) = draw(templates, ctx.seed, i, usable) else {
+            return Err(StageError::Failed(format!(
+                "the dilemma library ran out of distinct `{tier}` dilemmas in `split: {}` after {i} rows; lower `count` or use a larger `library`",
+                serde_json::to_value(params.split)
+                    .expect("a name")
+                    .as_str()
+                    .unwrap_or_default()
+            )));
+        };
         seen.insert(text.clone());
         let id = blake3::hash(format!("{tier}\n{}\n{text}", template.domain).as_bytes()).to_hex()
             [..12]
@@ -324,22 +406,21 @@ pub fn synthesise(
     Ok(rows)
 }
 
-/// Draws row `i`'s template and text, avoiding texts in `seen`. The caller has checked
-/// that an unseen combination exists.
+/// Draws row `i`'s template and a text `usable` accepts; `None` when no combination is.
 fn draw<'a>(
     templates: &[&'a Template],
     seed: u64,
     i: usize,
-    seen: &HashSet<String>,
-) -> (&'a Template, String) {
+    usable: impl Fn(&str) -> bool,
+) -> Option<(&'a Template, String)> {
     let index = (i as u64).to_le_bytes();
     for attempt in 0u32..64 {
         let mut rng = SeededRng::new(seed, &[b"dilemma", &index, &attempt.to_le_bytes()]);
         let template = templates[rng.below(templates.len())];
         let choices: Vec<usize> = template.slot_sizes().map(|n| rng.below(n)).collect();
         let text = template.fill(&choices);
-        if !seen.contains(&text) {
-            return (template, text);
+        if usable(&text) {
+            return Some((template, text));
         }
     }
     // Nearly exhausted: walk every combination from a seeded starting point.
@@ -359,11 +440,11 @@ fn draw<'a>(
                 flat /= n as u128;
             }
             let text = template.fill(&choices);
-            if !seen.contains(&text) {
-                return (template, text);
+            if usable(&text) {
+                return Some((template, text));
             }
             break;
         }
     }
-    unreachable!("capacity was checked before drawing")
+    None
 }

@@ -37,6 +37,8 @@ impl TrainAgents {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingRow {
     pub sample: usize,
+    /// The turn's index in its dialogue.
+    pub turn: usize,
     pub scored: Scored,
     /// The log-probs the turn was sampled with (at the sampling temperature).
     pub sampled_logprobs: Vec<f32>,
@@ -48,9 +50,11 @@ pub fn training_rows(dialogue: &Dialogue, sample: usize, train: TrainAgents) -> 
     dialogue
         .turns
         .iter()
-        .filter(|turn| train.trains(turn.speaker) && !turn.token_ids.is_empty())
-        .map(|turn| TrainingRow {
+        .enumerate()
+        .filter(|(_, turn)| train.trains(turn.speaker) && !turn.token_ids.is_empty())
+        .map(|(index, turn)| TrainingRow {
             sample,
+            turn: index,
             scored: Scored {
                 prompt: turn.prompt_ids.clone(),
                 completion: turn.token_ids.clone(),

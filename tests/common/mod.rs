@@ -151,6 +151,18 @@ pub fn read_parquet(path: &Path) -> arrow::record_batch::RecordBatch {
     arrow::compute::concat_batches(&schema, &batches).unwrap()
 }
 
+/// The value under `key` in a Parquet file's key-value metadata.
+pub fn parquet_metadata(path: &Path, key: &str) -> Option<String> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    parquet::file::reader::FileReader::metadata(&reader)
+        .file_metadata()
+        .key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.clone())
+}
+
 /// The string column `name` of `batch`.
 pub fn strings(batch: &arrow::record_batch::RecordBatch, name: &str) -> Vec<String> {
     let column = batch.column_by_name(name).unwrap();

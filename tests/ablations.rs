@@ -1,0 +1,243 @@
+//! Ablation axes: variants named `axis=value`, run together with shared stages computed
+//! once, one at a time with `--variant`, and shown by `status`, `dag` and `validate`.
+
+mod common;
+
+use common::Workspace;
+
+fn spec(model: &str) -> String {
+    format!(
+        "version: 1\nname: ablate\nseed: 5\nmodels:\n  policy:\n    source: {model}\nstages:\n  \
+         dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 2}}\n  \
+         pairs:\n    kind: persona_pairing\n    needs: [dilemmas]\n  \
+         dialogues:\n    kind: rollout\n    needs: [pairs]\n    with: {{model: policy, group_size: 1, \
+         max_turns: 2, max_new_tokens: 4, agreement: marker}}\n\
+         ablations:\n  temperature: {{stages.dialogues.with.temperature: [0.7, 1.0]}}\n  seeds: [1, 2]\n"
+    )
+}
+
+const VARIANTS: [&str; 4] = [
+    "temperature=0.7,seed=1",
+    "temperature=0.7,seed=2",
+    "temperature=1.0,seed=1",
+    "temperature=1.0,seed=2",
+];
+
+#[test]
+fn variants_share_what_they_do_not_change() {
+    let ws = Workspace::new();
+    let model = common::tiny_long_context(&ws);
+    ws.write("spec.yaml", &spec(&model));
+
+    let out = ws.accord(&["validate", "spec.yaml"]);
+    assert_eq!(
+        out.stdout, "`spec.yaml` is valid: 3 stages, 4 variants\n",
+        "{}",
+        out.stderr
+    );
+    let out = ws.accord(&["dag", "spec.yaml"]);
+    assert!(out.stdout.contains("variants (4):"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "temperature=1.0,seed=2  stages.dialogues.with.temperature=1.0, seed 2 for the stages that sample"
+        ),
+        "{}",
+        out.stdout
+    );
+
+    // The data stages do not depend on the axes: the first variant computes them, the
+    // other three find them in the store.
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "temperature=0.7,seed=1: 3 ran, 0 cached",
+            "temperature=0.7,seed=2: 1 ran, 2 cached",
+            "temperature=1.0,seed=1: 1 ran, 2 cached",
+            "temperature=1.0,seed=2: 1 ran, 2 cached",
+            "6 ran, 6 cached over 4 variants",
+        ]
+    );
+    for name in VARIANTS {
+        assert!(
+            out.stderr.contains(&format!("variant {name}")),
+            "{}",
+            out.stderr
+        );
+    }
+
+    let out = ws.accord(&["status", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.matches("fresh").count(), 12, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("variant temperature=1.0,seed=2\n  dilemmas"),
+        "{}",
+        out.stdout
+    );
+    let out = ws.accord(&["status", "spec.yaml", "--backend", "flex", "--json"]);
+    let states: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(states.as_array().unwrap().len(), 12);
+    assert_eq!(states[11]["variant"], VARIANTS[3]);
+
+    // One variant alone: everything is there already.
+    let one = [
+        "run",
+        "spec.yaml",
+        "--backend",
+        "flex",
+        "--variant",
+        VARIANTS[2],
+    ];
+    let out = ws.accord(&one);
+    assert_eq!(out.stdout, "0 ran, 3 cached\n", "{}", out.stderr);
+
+    // Different seeds give different dialogues; the dilemmas are the same.
+    let path = |variant: &str, stage: &str| {
+        let out = ws.accord(&[
+            "show",
+            "spec.yaml",
+            stage,
+            "--path",
+            "--backend",
+            "flex",
+            "--variant",
+            variant,
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout.trim().to_string()
+    };
+    assert_eq!(path(VARIANTS[0], "dilemmas"), path(VARIANTS[3], "dilemmas"));
+    assert_ne!(
+        path(VARIANTS[0], "dialogues"),
+        path(VARIANTS[1], "dialogues")
+    );
+
+    // A command on one artifact needs a variant; an unknown one lists them.
+    let out = ws.accord(&["show", "spec.yaml", "dialogues"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("has 4 variants; pick one with `--variant`"),
+        "{}",
+        out.stderr
+    );
+    let out = ws.accord(&["run", "spec.yaml", "--variant", "temperature=0.5"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("has no variant `temperature=0.5`; its variants: temperature=0.7,seed=1,"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A value that does not fit its field is an error naming the variant.
+#[test]
+fn a_bad_ablation_value_names_its_variant() {
+    let ws = Workspace::new();
+    ws.write(
+        "spec.yaml",
+        &spec("path:tiny").replace("[0.7, 1.0]", "[0.7, hot]"),
+    );
+    let out = ws.accord(&["validate", "spec.yaml"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("in variant `temperature=hot,seed=1`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("temperature"), "{}", out.stderr);
+}
+
+/// `accord compare` puts every variant's evaluation side by side, with the setting that
+/// tells them apart, and paired differences against a baseline variant in every format.
+#[test]
+fn compare_shows_variants_with_intervals_and_paired_differences() {
+    let ws = Workspace::new();
+    let model = common::tiny_long_context(&ws);
+    let text = format!(
+        "version: 1\nname: compared\nseed: 2\nmodels:\n  base:\n    source: {model}\nstages:\n  \
+         heldout_dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 3, split: heldout}}\n  \
+         heldout:\n    kind: persona_pairing\n    needs: [heldout_dilemmas]\n  \
+         eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [base], baseline: base, \
+         suites: [collective_agency], repeats: 2, items: 3, max_new_tokens: 6, resamples: 200}}\n\
+         ablations:\n  temperature: {{stages.eval.with.temperature: [0.5, 1.0]}}\n"
+    );
+    ws.write("spec.yaml", &text);
+    let out = ws.accord(&["compare", "spec.yaml", "--backend", "flex"]);
+    assert_ne!(out.code, 0, "nothing evaluated yet");
+    assert!(
+        out.stderr.contains("no finished `evaluate` stage"),
+        "{}",
+        out.stderr
+    );
+    let run = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    let base = "temperature=0.5";
+    let args = |format: &'static str| {
+        vec![
+            "compare",
+            "spec.yaml",
+            "--backend",
+            "flex",
+            "--baseline",
+            base,
+            "--format",
+            format,
+        ]
+    };
+    let out = ws.accord(&args("table"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for needle in ["temperature", "ca_score", "95% CI", "Δ vs temperature=0.5"] {
+        assert!(out.stdout.contains(needle), "{needle}: {}", out.stdout);
+    }
+    let out = ws.accord(&args("markdown"));
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("| temperature | model | metric | mean | ± sd | 95% CI | n |"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        lines.len(),
+        2 + 2,
+        "a header, a rule and one row per variant: {}",
+        out.stdout
+    );
+    assert!(
+        lines[2].ends_with("| - |"),
+        "the baseline has no difference: {}",
+        lines[2]
+    );
+    let out = ws.accord(&args("csv"));
+    assert!(out.stdout.starts_with("variant,temperature,stage,model,suite,metric,mean,std_dev,ci_low,ci_high,items,repeats,delta,delta_low,delta_high,significant\n"), "{}", out.stdout);
+    let out = ws.accord(&args("json"));
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = json["metrics"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["variant"], "temperature=1.0");
+    assert_eq!(rows[1]["items"], 6, "3 dilemmas and 3 questions");
+    let delta = &rows[1]["delta"];
+    assert!(delta["ci"]["low"].as_f64().unwrap() <= delta["mean"].as_f64().unwrap());
+    assert_eq!(delta["items"], 6);
+
+    let out = ws.accord(&[
+        "compare",
+        "spec.yaml",
+        "--backend",
+        "flex",
+        "--baseline",
+        "temperature=9",
+    ]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("is neither an evaluated variant nor an evaluated model"),
+        "{}",
+        out.stderr
+    );
+}
