@@ -20,7 +20,7 @@ pub fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 
-/// The sample standard deviation (n - 1); 0 for fewer than two values.
+/// The sample standard deviation (n - 1, as `torch.std`); 0 for fewer than two values.
 pub fn std_dev(values: &[f64]) -> f64 {
     if values.len() < 2 {
         return 0.0;

@@ -1,25 +1,69 @@
-//! `accord compare SPEC [--baseline VARIANT] [--format …]`: every variant's evaluation
-//! side by side.
+//! `accord compare SPEC [--baseline VARIANT|MODEL] [--format …] [--plots DIR]` and
+//! `accord report SPEC [-o FILE.html]`: every variant's evaluation side by side, as text
+//! or as one HTML file.
 
-use super::{SpecArgs, plans_or_report, print};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use super::{SpecArgs, display_path, plans_or_report, print};
 use crate::Registry;
-use crate::report::compare::{EvaluationTable, compare as compare_tables, read_evaluation};
+use crate::report::compare::{
+    Comparison, EvaluationTable, compare as compare_tables, read_evaluation,
+};
+use crate::report::plots::{RewardCurve, write_plots};
 use crate::report::table::{CompareFormat, render};
 use crate::status::{State, status};
 use crate::store::Store;
 
-pub fn compare(
+/// What a comparison reads: each variant's `evaluate` tables and `grpo` reward curves.
+struct Gathered {
+    tables: Vec<EvaluationTable>,
+    curves: Vec<RewardCurve>,
+    name: String,
+}
+
+/// The reward columns of a `grpo` metrics table.
+fn read_curve(path: &Path, label: String) -> PolarsResult<RewardCurve> {
+    let df = ParquetReader::new(std::fs::File::open(path)?).finish()?;
+    let floats = |name: &str| -> PolarsResult<Vec<f64>> {
+        Ok(df
+            .column(name)?
+            .as_materialized_series()
+            .f64()?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect())
+    };
+    let steps = df
+        .column("step")?
+        .as_materialized_series()
+        .u32()?
+        .iter()
+        .map(|s| f64::from(s.unwrap_or_default()))
+        .collect();
+    Ok(RewardCurve {
+        label,
+        steps,
+        mean: floats("reward_mean")?,
+        group_min: floats("group_min")?,
+    })
+}
+
+/// Reads what the comparison needs, or prints why it cannot and returns `None`.
+fn gather(
     spec: &SpecArgs,
     registry: &Registry,
     store: &Store,
-    baseline: Option<&str>,
-    format: CompareFormat,
-    resamples: usize,
-) -> std::io::Result<i32> {
+) -> std::io::Result<Option<Gathered>> {
     let Some(plans) = plans_or_report(spec, registry)? else {
-        return Ok(1);
+        return Ok(None);
     };
-    let mut tables = Vec::new();
+    let mut gathered = Gathered {
+        tables: Vec::new(),
+        curves: Vec::new(),
+        name: plans[0].loaded.spec.name.clone(),
+    };
     let mut missing = Vec::new();
     for plan in &plans {
         let variant = plan
@@ -27,49 +71,72 @@ pub fn compare(
             .clone()
             .unwrap_or_else(|| plan.loaded.spec.name.clone());
         let states = status(plan, store);
+        let trainers = plan
+            .stages
+            .iter()
+            .filter(|s| s.kind.kind() == "grpo")
+            .count();
         for (stage, state) in plan.stages.iter().zip(&states) {
-            if stage.kind.kind() != "evaluate" {
+            let kind = stage.kind.kind();
+            if kind != "evaluate" && kind != "grpo" {
                 continue;
             }
-            match (&state.state, &state.key) {
-                (State::Fresh, Some(key)) => {
-                    let path = store.data_path(key);
-                    let rows = read_evaluation(&path).map_err(|e| {
-                        std::io::Error::other(format!("cannot read `{}`: {e}", path.display()))
-                    })?;
-                    tables.push(EvaluationTable {
-                        variant: variant.clone(),
-                        stage: stage.name.clone(),
-                        rows,
-                    });
-                }
-                _ => missing.push(format!("{variant}: {}", stage.name)),
+            let (State::Fresh, Some(key)) = (&state.state, &state.key) else {
+                missing.push(format!("{variant}: {}", stage.name));
+                continue;
+            };
+            let path = store.data_path(key);
+            let unreadable = |e: PolarsError| {
+                std::io::Error::other(format!("cannot read `{}`: {e}", path.display()))
+            };
+            if kind == "evaluate" {
+                gathered.tables.push(EvaluationTable {
+                    variant: variant.clone(),
+                    stage: stage.name.clone(),
+                    seed: stage.seed,
+                    rows: read_evaluation(&path).map_err(unreadable)?,
+                });
+            } else {
+                let label = if trainers > 1 {
+                    format!("{variant} {}", stage.name)
+                } else {
+                    variant.clone()
+                };
+                gathered
+                    .curves
+                    .push(read_curve(&path, label).map_err(unreadable)?);
             }
         }
     }
     if !missing.is_empty() {
         anstream::eprintln!(
-            "{}: not evaluated yet (left out): {}\n  = hint: run `accord run {}` first",
+            "{}: not run yet, left out: {}\n  = hint: run `accord run {}` first",
             crate::output::warning_label(),
             missing.join("; "),
             spec.spec.display()
         );
     }
-    if tables.is_empty() {
+    if gathered.tables.is_empty() {
         anstream::eprintln!(
             "{}: nothing to compare: `{}` has no finished `evaluate` stage",
             crate::output::error_label(),
             spec.spec.display()
         );
-        return Ok(1);
+        return Ok(None);
     }
+    Ok(Some(gathered))
+}
+
+/// The comparison against `baseline`, or `None` (printed) when it names nothing evaluated.
+fn comparison(gathered: &Gathered, baseline: Option<&str>, resamples: usize) -> Option<Comparison> {
+    let tables = &gathered.tables;
     if let Some(name) = baseline
         && !tables
             .iter()
             .any(|t| t.variant == name || t.rows.iter().any(|r| r.model == name))
     {
         let mut known: Vec<&str> = tables.iter().map(|t| t.variant.as_str()).collect();
-        for table in &tables {
+        for table in tables {
             for row in &table.rows {
                 if !known.contains(&row.model.as_str()) {
                     known.push(&row.model);
@@ -81,12 +148,63 @@ pub fn compare(
             crate::output::error_label(),
             known.join(", ")
         );
-        return Ok(1);
+        return None;
     }
-    let seed = plans[0].loaded.spec.seed;
-    let comparison = compare_tables(&tables, baseline, resamples, seed);
+    Some(compare_tables(tables, baseline, resamples))
+}
+
+pub fn compare(
+    spec: &SpecArgs,
+    registry: &Registry,
+    store: &Store,
+    baseline: Option<&str>,
+    format: CompareFormat,
+    resamples: usize,
+    plots: Option<&Path>,
+) -> std::io::Result<i32> {
+    let Some(gathered) = gather(spec, registry, store)? else {
+        return Ok(1);
+    };
+    let Some(comparison) = comparison(&gathered, baseline, resamples) else {
+        return Ok(1);
+    };
+    if let Some(dir) = plots {
+        let written = write_plots(dir, &comparison, &gathered.curves)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        for path in written {
+            anstream::eprintln!("wrote {}", display_path(&path));
+        }
+    }
     match render(&comparison, format) {
         Ok(text) => print(&text),
         Err(e) => Err(std::io::Error::other(e.to_string())),
     }
+}
+
+pub fn report(
+    spec: &SpecArgs,
+    registry: &Registry,
+    store: &Store,
+    baseline: Option<&str>,
+    resamples: usize,
+    output: Option<PathBuf>,
+) -> std::io::Result<i32> {
+    let Some(gathered) = gather(spec, registry, store)? else {
+        return Ok(1);
+    };
+    let Some(comparison) = comparison(&gathered, baseline, resamples) else {
+        return Ok(1);
+    };
+    let generated = jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M UTC")
+        .to_string();
+    let html =
+        crate::report::html::report(&gathered.name, &generated, &comparison, &gathered.curves)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let path = output.unwrap_or_else(|| PathBuf::from(format!("{}-report.html", gathered.name)));
+    // Written whole, then renamed: a reader never sees half a report.
+    let partial = path.with_extension("html.partial");
+    std::fs::write(&partial, html)?;
+    std::fs::rename(&partial, &path)?;
+    print(&format!("{}\n", display_path(&path)))
 }

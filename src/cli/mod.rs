@@ -139,6 +139,24 @@ pub enum Command {
         /// Bootstrap resamples.
         #[arg(long, default_value_t = crate::stats::RESAMPLES, value_name = "N")]
         resamples: usize,
+        /// Also draw the plots (reward curves, metric bars with intervals) as SVG and
+        /// PNG into this folder.
+        #[arg(long, value_name = "DIR")]
+        plots: Option<PathBuf>,
+    },
+    /// Write one self-contained HTML report: the comparison's table and plots inline.
+    Report {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// The variant or model the others are compared with.
+        #[arg(long, value_name = "VARIANT|MODEL")]
+        baseline: Option<String>,
+        /// Bootstrap resamples.
+        #[arg(long, default_value_t = crate::stats::RESAMPLES, value_name = "N")]
+        resamples: usize,
+        /// The HTML file [default: `NAME-report.html`, NAME the spec's name].
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Check a spec without running it; print every error found.
     Validate {
@@ -273,6 +291,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
             baseline,
             format,
             resamples,
+            plots,
         } => compare::compare(
             &spec,
             registry,
@@ -280,6 +299,20 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
             baseline.as_deref(),
             format,
             resamples,
+            plots.as_deref(),
+        ),
+        Command::Report {
+            spec,
+            baseline,
+            resamples,
+            output,
+        } => compare::report(
+            &spec,
+            registry,
+            &store,
+            baseline.as_deref(),
+            resamples,
+            output,
         ),
         Command::Validate { spec } => validate::validate(&spec, registry),
         Command::Gc {

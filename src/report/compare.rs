@@ -22,7 +22,9 @@ pub struct EvaluationTable {
     /// The variant's name (`axis=value,…`), or the spec's name without ablations.
     pub variant: String,
     pub stage: String,
-    /// (model, suite, metric, item, repeat, value)
+    /// The stage's seed: the intervals resample as the stage's own summaries do, so
+    /// they agree with what the run printed.
+    pub seed: u64,
     pub rows: Vec<ItemValue>,
 }
 
@@ -146,12 +148,7 @@ fn item_means(rows: &[ItemValue], model: &str, metric: &str) -> BTreeMap<String,
 /// Compares `tables` (one per variant and `evaluate` stage). With `baseline` naming a
 /// variant, adds each other variant's paired difference from it (model by model); naming
 /// a model, each other model's paired difference from it within the same variant.
-pub fn compare(
-    tables: &[EvaluationTable],
-    baseline: Option<&str>,
-    resamples: usize,
-    seed: u64,
-) -> Comparison {
+pub fn compare(tables: &[EvaluationTable], baseline: Option<&str>, resamples: usize) -> Comparison {
     // The axes whose values are not the same in every variant.
     let all: Vec<Vec<(String, String)>> = tables.iter().map(|t| settings_of(&t.variant)).collect();
     let mut settings: Vec<String> = Vec::new();
@@ -216,8 +213,9 @@ pub fn compare(
                 .values()
                 .map(|m| items.iter().map(|i| m.get(i).copied().flatten()).collect())
                 .collect();
-            // The same stream for every variant: identical scores give identical intervals.
-            let stream = SeededRng::new(seed, &[model.as_bytes(), metric.as_bytes()]).next_u64();
+            // As the stage derives it (`evaluate`'s summaries).
+            let stream =
+                SeededRng::new(table.seed, &[model.as_bytes(), metric.as_bytes()]).next_u64();
             // Against the baseline variant's same model, or, when the baseline names a
             // model, against that model in this variant.
             let theirs = match (against_variant, baseline) {
@@ -294,15 +292,17 @@ mod tests {
             EvaluationTable {
                 variant: "kl=0.0,seed=1".into(),
                 stage: "eval".into(),
+                seed: 1,
                 rows: rows("trained", &base),
             },
             EvaluationTable {
                 variant: "kl=0.04,seed=1".into(),
                 stage: "eval".into(),
+                seed: 1,
                 rows: rows("trained", &better),
             },
         ];
-        let comparison = compare(&tables, Some("kl=0.0,seed=1"), 500, 3);
+        let comparison = compare(&tables, Some("kl=0.0,seed=1"), 500);
         assert_eq!(comparison.settings, vec!["kl"]);
         assert_eq!(comparison.metrics[0].settings, vec!["0.0"]);
         assert_eq!(comparison.metrics[0].delta, None);
@@ -317,9 +317,10 @@ mod tests {
         let one = vec![EvaluationTable {
             variant: "quickstart".into(),
             stage: "eval".into(),
+            seed: 1,
             rows: both,
         }];
-        let comparison = compare(&one, Some("base"), 500, 3);
+        let comparison = compare(&one, Some("base"), 500);
         assert!(comparison.settings.is_empty());
         assert_eq!(comparison.metrics[0].delta, None);
         let delta = comparison.metrics[1].delta.clone().unwrap();

@@ -16,16 +16,22 @@ pub enum CompareFormat {
     Json,
 }
 
+/// `x` rounded to three decimals, without the sign of a negative zero.
+fn thousandths(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0 + 0.0
+}
+
+/// `x` to three decimals (`0.000`, never `-0.000`).
 fn round(x: f64) -> String {
     if x.is_finite() {
-        format!("{x:.3}")
+        format!("{:.3}", thousandths(x))
     } else {
         "-".into()
     }
 }
 
-/// The columns as text, for the terminal and Markdown.
-fn text_columns(comparison: &Comparison) -> Vec<(String, Vec<String>)> {
+/// The columns as text, for the terminal, Markdown and HTML.
+pub(crate) fn text_columns(comparison: &Comparison) -> Vec<(String, Vec<String>)> {
     let m = &comparison.metrics;
     let mut columns: Vec<(String, Vec<String>)> = Vec::new();
     if comparison.settings.is_empty() {
@@ -75,7 +81,7 @@ fn text_columns(comparison: &Comparison) -> Vec<(String, Vec<String>)> {
                 .map(|r| match &r.delta {
                     Some(d) => format!(
                         "{:+.3} [{}, {}]{}",
-                        d.mean,
+                        thousandths(d.mean),
                         round(d.ci.low),
                         round(d.ci.high),
                         if d.significant { " *" } else { "" }

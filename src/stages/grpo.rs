@@ -29,6 +29,7 @@ use crate::llm::export::save_hf_folder;
 use crate::llm::loaded::LoadedModel;
 use crate::seed::SeededRng;
 use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
+use crate::stats;
 use crate::table;
 use crate::train::advantage::{self, AdvantageScale, advantages};
 use crate::train::checkpoint::StateDir;
@@ -825,15 +826,15 @@ impl Stage for Grpo {
             // Metrics.
             let groups: Vec<&[f64]> = rewards.chunks(params.group_size).collect();
             let trained_tokens = totals.tokens().max(1) as f64;
-            metrics.reward_mean.push(advantage::mean(&rewards));
-            metrics.reward_std.push(advantage::std_dev(&rewards));
+            metrics.reward_mean.push(stats::mean(&rewards));
+            metrics.reward_std.push(stats::std_dev(&rewards));
             metrics
                 .reward_min
                 .push(rewards.iter().copied().fold(f64::INFINITY, f64::min));
             metrics
                 .reward_max
                 .push(rewards.iter().copied().fold(f64::NEG_INFINITY, f64::max));
-            metrics.group_min.push(advantage::mean(
+            metrics.group_min.push(stats::mean(
                 &groups
                     .iter()
                     .map(|g| g.iter().copied().fold(f64::INFINITY, f64::min))
@@ -842,7 +843,7 @@ impl Stage for Grpo {
             metrics.agreement_rate.push(
                 dialogues.iter().filter(|d| d.agreed).count() as f64 / dialogues.len() as f64,
             );
-            metrics.turns.push(advantage::mean(
+            metrics.turns.push(stats::mean(
                 &dialogues
                     .iter()
                     .map(|d| d.turns.len() as f64)
@@ -1005,7 +1006,11 @@ impl Grpo {
                 .filter(|t| params.train_agents == TrainAgents::All || t.speaker == 0)
                 .map(|t| overlong_penalty(t.token_ids.len(), limit, cache))
                 .collect();
-            advantage::mean(&penalties)
+            if penalties.is_empty() {
+                0.0
+            } else {
+                stats::mean(&penalties)
+            }
         };
         Ok(scores
             .into_iter()

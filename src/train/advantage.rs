@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::stats::{mean, std_dev};
+
 /// What the centred rewards are divided by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -66,23 +68,6 @@ fn ranks(group: &[f64]) -> Vec<f64> {
             below + (equal - 1.0) / 2.0
         })
         .collect()
-}
-
-pub fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.iter().sum::<f64>() / values.len() as f64
-}
-
-/// The sample standard deviation (Bessel-corrected, as `torch.std`); 0 for one value.
-pub fn std_dev(values: &[f64]) -> f64 {
-    if values.len() < 2 {
-        return 0.0;
-    }
-    let mean = mean(values);
-    let squares: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
-    (squares / (values.len() - 1) as f64).sqrt()
 }
 
 #[cfg(test)]

@@ -1,0 +1,175 @@
+//! `accord compare --plots` and `accord report`: plots as SVG and PNG, and one
+//! self-contained HTML file that headless Chromium renders with its table and figures.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Workspace;
+
+/// A trained tiny model evaluated against its base: a table, reward curves and bars.
+fn evaluated(ws: &Workspace) {
+    let model = common::tiny_long_context(ws);
+    let text = format!(
+        "version: 1\nname: reported\nseed: 4\nmodels:\n  base:\n    source: {model}\n  \
+         trained:\n    source: stage:train\nstages:\n  \
+         dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 3, split: train}}\n  \
+         pairs:\n    kind: persona_pairing\n    needs: [dilemmas]\n  \
+         train:\n    kind: grpo\n    needs: [pairs]\n    with: {{policy: base, reward: {{contains: \"e\"}}, \
+         steps: 3, batch_prompts: 1, group_size: 2, max_turns: 2, max_new_tokens: 6, agreement: marker}}\n  \
+         heldout_dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 2, split: heldout}}\n  \
+         heldout:\n    kind: persona_pairing\n    needs: [heldout_dilemmas]\n  \
+         eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [trained], baseline: base, \
+         suites: [collective_agency, general], repeats: 2, items: 2, max_new_tokens: 6, resamples: 200}}\n"
+    );
+    ws.write("spec.yaml", &text);
+    let run = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// The RGBA pixels of a PNG file and its width.
+fn pixels(path: &Path) -> (Vec<[u8; 4]>, usize) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buffer = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buffer).unwrap();
+    let channels = info.color_type.samples();
+    let pixels = buffer[..info.buffer_size()]
+        .chunks(channels)
+        .map(|p| match channels {
+            4 => [p[0], p[1], p[2], p[3]],
+            3 => [p[0], p[1], p[2], 255],
+            _ => [p[0], p[0], p[0], 255],
+        })
+        .collect();
+    (pixels, info.width as usize)
+}
+
+/// Pixels close to the first bar colour (blue at 75% over white).
+fn bar_pixels(pixels: &[[u8; 4]]) -> usize {
+    pixels
+        .iter()
+        .filter(|p| {
+            (p[0] as i32 - 87).abs() < 12
+                && (p[1] as i32 - 153).abs() < 12
+                && (p[2] as i32 - 199).abs() < 12
+        })
+        .count()
+}
+
+#[test]
+fn plots_come_as_svg_and_png() {
+    let ws = Workspace::new();
+    evaluated(&ws);
+    let out = ws.accord(&[
+        "compare",
+        "spec.yaml",
+        "--backend",
+        "flex",
+        "--baseline",
+        "base",
+        "--plots",
+        "plots",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for name in [
+        "reward_curves.svg",
+        "reward_curves.png",
+        "metrics.svg",
+        "metrics.png",
+    ] {
+        assert!(
+            out.stderr.contains(&format!("wrote plots/{name}")),
+            "{}",
+            out.stderr
+        );
+    }
+    let svg = ws.read("plots/metrics.svg");
+    assert!(
+        svg.contains("<svg") && svg.contains("ca_score") && svg.contains("mc_accuracy"),
+        "{svg}"
+    );
+    let curves = ws.read("plots/reward_curves.svg");
+    assert!(curves.contains("Training reward") && curves.contains("step"));
+    let (png, width) = pixels(&ws.path().join("plots/metrics.png"));
+    assert!(width > 300);
+    assert!(bar_pixels(&png) > 100, "the PNG holds the bars");
+}
+
+#[test]
+fn the_report_renders_in_headless_chromium() {
+    let ws = Workspace::new();
+    evaluated(&ws);
+    let out = ws.accord(&[
+        "report",
+        "spec.yaml",
+        "--backend",
+        "flex",
+        "--baseline",
+        "base",
+        "-o",
+        "report.html",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "report.html\n");
+    let html = ws.read("report.html");
+    // Self-contained: nothing is fetched.
+    for outside in ["src=\"http", "href=\"http", "<script", "<link"] {
+        assert!(!html.contains(outside), "the report refers to `{outside}`");
+    }
+    let report = ws.path().join("report.html");
+    let url = format!("file://{}", report.display());
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("headless Chromium is installed (`.ci/run` installs Debian's `chromium`)");
+    let profile = ws.path().join("chromium-profile");
+    let base = |args: &[&str]| {
+        let mut cmd = Command::new(chromium);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(&url);
+        cmd.output().unwrap()
+    };
+    // The page as Chromium built it: the table's rows and the inline figures.
+    let dom = String::from_utf8(base(&["--dump-dom"]).stdout).unwrap();
+    // A header and 8 rows: `ca_score`, perplexity and accuracy of each model, and the
+    // trained model's win and loss rates.
+    assert_eq!(dom.matches("<tr").count(), 9, "{dom}");
+    assert!(dom.contains("ca_score") && dom.contains("Δ vs base"));
+    assert_eq!(
+        dom.matches("<svg").count(),
+        2,
+        "metric bars and reward curves"
+    );
+    // And as it is drawn: text and the figures' colours on the screen.
+    let shot = ws.path().join("report.png");
+    let screenshot = base(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1280,2400",
+    ]);
+    assert!(
+        shot.exists(),
+        "{}",
+        String::from_utf8_lossy(&screenshot.stderr)
+    );
+    let (png, _) = pixels(&shot);
+    let ink = png
+        .iter()
+        .filter(|p| p[0] < 100 && p[1] < 100 && p[2] < 100)
+        .count();
+    assert!(ink > 2000, "the table's text is drawn ({ink} dark pixels)");
+    assert!(bar_pixels(&png) > 100, "the figures are drawn");
+}
