@@ -241,3 +241,63 @@ fn compare_shows_variants_with_intervals_and_paired_differences() {
         out.stderr
     );
 }
+
+/// `pipelines/ablations.yaml` runs as shipped, shrunk with `--set` and on the tiny model:
+/// one variant (three agents) trains both models and compares them with the base.
+#[test]
+fn the_shipped_ablation_spec_runs() {
+    let ws = Workspace::new();
+    let model = common::tiny_long_context(&ws);
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/ablations.yaml");
+    ws.write("ablations.yaml", &std::fs::read_to_string(spec).unwrap());
+    let mut args: Vec<String> = [
+        "run",
+        "ablations.yaml",
+        "--backend",
+        "flex",
+        "--variant",
+        "setting=three_agents,seed=1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let sets = [
+        format!("models.policy.source={model}"),
+        "models.policy.sha256=null".into(),
+        "stages.dilemmas.with.count=6".into(),
+        "stages.heldout_dilemmas.with.count=2".into(),
+        "stages.self_play.with={policy: policy, judge: policy, steps: 1, batch_prompts: 1, group_size: 2, max_turns: 3, max_new_tokens: 4, agreement: marker, parties: 3}".into(),
+        "stages.single_agent.with={policy: policy, judge: policy, mode: single_agent, steps: 1, batch_prompts: 1, group_size: 2, max_new_tokens: 4}".into(),
+        "stages.eval.with={models: [self_play_trained, single_agent_trained], baseline: policy, repeats: 1, items: 1, max_turns: 2, max_new_tokens: 4, agreement: marker, suites: [collective_agency, conflict_resolution]}".into(),
+    ];
+    for set in &sets {
+        args.push("--set".into());
+        args.push(set.clone());
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ws.accord(&refs);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "7 ran, 0 cached\n", "{}", out.stderr);
+    let mut compare: Vec<&str> = vec![
+        "compare",
+        "ablations.yaml",
+        "--backend",
+        "flex",
+        "--variant",
+        "setting=three_agents,seed=1",
+        "--baseline",
+        "policy",
+        "--format",
+        "csv",
+    ];
+    compare.extend(refs[6..].iter().copied());
+    let out = ws.accord(&compare);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for model in ["self_play_trained", "single_agent_trained"] {
+        assert!(
+            out.stdout
+                .contains(&format!(",eval,{model},collective_agency,ca_score,")),
+            "{}",
+            out.stdout
+        );
+    }
+}
