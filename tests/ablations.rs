@@ -214,6 +214,41 @@ fn compare_shows_variants_with_intervals_and_paired_differences() {
         lines[2]
     );
     let out = ws.accord(&args("csv"));
+    // The same comparison from the two runs' records: `accord compare RUN RUN`.
+    let mut runs: Vec<String> = std::fs::read_dir(ws.path().join(".accord/runs"))
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".json")
+                .to_string()
+        })
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 2, "one record per variant");
+    let by_runs = ws.accord(&[
+        "compare",
+        &runs[0],
+        &runs[1][..22],
+        "--baseline",
+        base,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(by_runs.code, 0, "{}", by_runs.stderr);
+    assert_eq!(
+        by_runs.stdout, out.stdout,
+        "runs compare as their spec does"
+    );
+    let unknown = ws.accord(&["compare", "20990101T000000"]);
+    assert!(
+        unknown
+            .stderr
+            .contains("is neither a spec file nor a run in the store"),
+        "{}",
+        unknown.stderr
+    );
     assert!(out.stdout.starts_with("variant,temperature,stage,model,suite,metric,mean,std_dev,ci_low,ci_high,items,repeats,delta,delta_low,delta_high,significant\n"), "{}", out.stdout);
     let out = ws.accord(&args("json"));
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();

@@ -1,6 +1,6 @@
-//! `accord compare SPEC [--baseline VARIANT|MODEL] [--format …] [--plots DIR]` and
-//! `accord report SPEC [-o FILE.html]`: every variant's evaluation side by side, as text
-//! or as one HTML file.
+//! `accord compare SPEC|RUN… [--baseline VARIANT|MODEL] [--format …] [--plots DIR]` and
+//! `accord report SPEC|RUN… [-o FILE.html]`: every variant's (or recorded run's)
+//! evaluation side by side, as text or as one HTML file.
 
 use std::path::{Path, PathBuf};
 
@@ -50,12 +50,28 @@ fn read_curve(path: &Path, label: String) -> PolarsResult<RewardCurve> {
     })
 }
 
-/// Reads what the comparison needs, or prints why it cannot and returns `None`.
+/// Reads what the comparison needs — from a spec's variants, or from the runs named by
+/// `runs` when the spec argument is no file but a run id — or prints why it cannot and
+/// returns `None`.
 fn gather(
     spec: &SpecArgs,
+    runs: &[String],
     registry: &Registry,
     store: &Store,
 ) -> std::io::Result<Option<Gathered>> {
+    if !spec.spec.exists() {
+        let mut ids = vec![spec.spec.display().to_string()];
+        ids.extend(runs.iter().cloned());
+        return gather_runs(&ids, store);
+    }
+    if !runs.is_empty() {
+        anstream::eprintln!(
+            "{}: give a spec or run ids, not both (`{}` is a file)",
+            crate::output::error_label(),
+            spec.spec.display()
+        );
+        return Ok(None);
+    }
     let Some(plans) = plans_or_report(spec, registry)? else {
         return Ok(None);
     };
@@ -127,6 +143,90 @@ fn gather(
     Ok(Some(gathered))
 }
 
+/// What the recorded runs `ids` (or unique prefixes of them) evaluated and trained; each
+/// run is labelled by its variant, or by its id.
+fn gather_runs(ids: &[String], store: &Store) -> std::io::Result<Option<Gathered>> {
+    let records = store
+        .runs()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut chosen = Vec::new();
+    for id in ids {
+        let matching: Vec<_> = records
+            .iter()
+            .filter(|r| r.id.starts_with(id.as_str()))
+            .collect();
+        match matching.as_slice() {
+            [record] => chosen.push(*record),
+            [] => {
+                anstream::eprintln!(
+                    "{}: `{id}` is neither a spec file nor a run in the store\n  = hint: run ids are the names of the files in `{}`",
+                    crate::output::error_label(),
+                    display_path(&store.root().join("runs"))
+                );
+                return Ok(None);
+            }
+            _ => {
+                anstream::eprintln!(
+                    "{}: `{id}` starts {} run ids; give more of it",
+                    crate::output::error_label(),
+                    matching.len()
+                );
+                return Ok(None);
+            }
+        }
+    }
+    let label = |record: &crate::store::RunRecord| match &record.variant {
+        Some(variant)
+            if chosen
+                .iter()
+                .filter(|r| r.variant.as_ref() == Some(variant))
+                .count()
+                == 1 =>
+        {
+            variant.clone()
+        }
+        _ => format!("run {}", record.id),
+    };
+    let mut gathered = Gathered {
+        tables: Vec::new(),
+        curves: Vec::new(),
+        name: chosen[0].spec_name.clone(),
+    };
+    for record in &chosen {
+        for stage in &record.stages {
+            let finished = matches!(stage.state.as_str(), "ran" | "cached");
+            let Some(key) = stage.key.as_deref().filter(|_| finished) else {
+                continue;
+            };
+            let path = store.data_path(key);
+            let unreadable = |e: PolarsError| {
+                std::io::Error::other(format!("cannot read `{}`: {e}", path.display()))
+            };
+            match stage.kind.as_str() {
+                "evaluate" => gathered.tables.push(EvaluationTable {
+                    variant: label(record),
+                    stage: stage.name.clone(),
+                    seed: store.key_parts(key).map_or(0, |parts| parts.seed),
+                    rows: read_evaluation(&path).map_err(unreadable)?,
+                }),
+                "grpo" => {
+                    let curve = read_curve(&path, format!("{} {}", label(record), stage.name));
+                    gathered.curves.push(curve.map_err(unreadable)?);
+                }
+                _ => {}
+            }
+        }
+    }
+    if gathered.tables.is_empty() {
+        anstream::eprintln!(
+            "{}: nothing to compare: none of these runs has a finished `evaluate` stage",
+            crate::output::error_label()
+        );
+        return Ok(None);
+    }
+    Ok(Some(gathered))
+}
+
 /// The comparison against `baseline`, or `None` (printed) when it names nothing evaluated.
 fn comparison(gathered: &Gathered, baseline: Option<&str>, resamples: usize) -> Option<Comparison> {
     let tables = &gathered.tables;
@@ -153,8 +253,10 @@ fn comparison(gathered: &Gathered, baseline: Option<&str>, resamples: usize) -> 
     Some(compare_tables(tables, baseline, resamples))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn compare(
     spec: &SpecArgs,
+    runs: &[String],
     registry: &Registry,
     store: &Store,
     baseline: Option<&str>,
@@ -162,7 +264,7 @@ pub fn compare(
     resamples: usize,
     plots: Option<&Path>,
 ) -> std::io::Result<i32> {
-    let Some(gathered) = gather(spec, registry, store)? else {
+    let Some(gathered) = gather(spec, runs, registry, store)? else {
         return Ok(1);
     };
     let Some(comparison) = comparison(&gathered, baseline, resamples) else {
@@ -183,13 +285,14 @@ pub fn compare(
 
 pub fn report(
     spec: &SpecArgs,
+    runs: &[String],
     registry: &Registry,
     store: &Store,
     baseline: Option<&str>,
     resamples: usize,
     output: Option<PathBuf>,
 ) -> std::io::Result<i32> {
-    let Some(gathered) = gather(spec, registry, store)? else {
+    let Some(gathered) = gather(spec, runs, registry, store)? else {
         return Ok(1);
     };
     let Some(comparison) = comparison(&gathered, baseline, resamples) else {

@@ -129,6 +129,10 @@ pub enum Command {
     Compare {
         #[command(flatten)]
         spec: SpecArgs,
+        /// More run ids, when SPEC is a run id (`accord compare RUN RUN…`): the runs'
+        /// recorded evaluations are compared instead of a spec's variants.
+        #[arg(value_name = "RUN")]
+        runs: Vec<String>,
         /// The variant the others are compared with, or a model the others are compared
         /// with within each variant (paired bootstrap over items; `*` marks a difference
         /// whose 95% interval leaves out zero).
@@ -148,6 +152,9 @@ pub enum Command {
     Report {
         #[command(flatten)]
         spec: SpecArgs,
+        /// More run ids, when SPEC is a run id.
+        #[arg(value_name = "RUN")]
+        runs: Vec<String>,
         /// The variant or model the others are compared with.
         #[arg(long, value_name = "VARIANT|MODEL")]
         baseline: Option<String>,
@@ -288,12 +295,14 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
         }
         Command::Compare {
             spec,
+            runs,
             baseline,
             format,
             resamples,
             plots,
         } => compare::compare(
             &spec,
+            &runs,
             registry,
             &store,
             baseline.as_deref(),
@@ -303,11 +312,13 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
         ),
         Command::Report {
             spec,
+            runs,
             baseline,
             resamples,
             output,
         } => compare::report(
             &spec,
+            &runs,
             registry,
             &store,
             baseline.as_deref(),
