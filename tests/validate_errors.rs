@@ -219,6 +219,7 @@ fn shipped_pipelines_are_valid() {
         ("quickstart.yaml", "8 stages"),
         ("ablations.yaml", "7 stages, 18 variants"),
         ("paper.yaml", "6 stages"),
+        ("small-repro.yaml", "6 stages"),
     ] {
         let path = root.join(name);
         let out = ws.accord(&["validate", path.to_str().unwrap()]);

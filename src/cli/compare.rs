@@ -16,6 +16,25 @@ use crate::report::table::{CompareFormat, render};
 use crate::status::{State, status};
 use crate::store::Store;
 
+/// What `compare` and `report` compare, and against what.
+#[derive(Debug, clap::Args)]
+pub struct ComparisonArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// More run ids, when SPEC is a run id (`accord compare RUN RUN…`): the runs'
+    /// recorded evaluations are compared instead of a spec's variants.
+    #[arg(value_name = "RUN")]
+    pub runs: Vec<String>,
+    /// The variant the others are compared with, or a model the others are compared with
+    /// within each variant (paired bootstrap over items; `*` marks a difference whose 95%
+    /// interval leaves out zero).
+    #[arg(long, value_name = "VARIANT|MODEL")]
+    pub baseline: Option<String>,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = crate::stats::RESAMPLES, value_name = "N")]
+    pub resamples: usize,
+}
+
 /// What a comparison reads: each variant's `evaluate` tables and `grpo` reward curves.
 struct Gathered {
     tables: Vec<EvaluationTable>,
@@ -253,21 +272,17 @@ fn comparison(gathered: &Gathered, baseline: Option<&str>, resamples: usize) -> 
     Some(compare_tables(tables, baseline, resamples))
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn compare(
-    spec: &SpecArgs,
-    runs: &[String],
+    what: &ComparisonArgs,
     registry: &Registry,
     store: &Store,
-    baseline: Option<&str>,
     format: CompareFormat,
-    resamples: usize,
     plots: Option<&Path>,
 ) -> std::io::Result<i32> {
-    let Some(gathered) = gather(spec, runs, registry, store)? else {
+    let Some(gathered) = gather(&what.spec, &what.runs, registry, store)? else {
         return Ok(1);
     };
-    let Some(comparison) = comparison(&gathered, baseline, resamples) else {
+    let Some(comparison) = comparison(&gathered, what.baseline.as_deref(), what.resamples) else {
         return Ok(1);
     };
     if let Some(dir) = plots {
@@ -284,18 +299,15 @@ pub fn compare(
 }
 
 pub fn report(
-    spec: &SpecArgs,
-    runs: &[String],
+    what: &ComparisonArgs,
     registry: &Registry,
     store: &Store,
-    baseline: Option<&str>,
-    resamples: usize,
     output: Option<PathBuf>,
 ) -> std::io::Result<i32> {
-    let Some(gathered) = gather(spec, runs, registry, store)? else {
+    let Some(gathered) = gather(&what.spec, &what.runs, registry, store)? else {
         return Ok(1);
     };
-    let Some(comparison) = comparison(&gathered, baseline, resamples) else {
+    let Some(comparison) = comparison(&gathered, what.baseline.as_deref(), what.resamples) else {
         return Ok(1);
     };
     let generated = jiff::Timestamp::now()

@@ -128,21 +128,9 @@ pub enum Command {
     /// against a baseline variant, paired-bootstrap differences.
     Compare {
         #[command(flatten)]
-        spec: SpecArgs,
-        /// More run ids, when SPEC is a run id (`accord compare RUN RUN…`): the runs'
-        /// recorded evaluations are compared instead of a spec's variants.
-        #[arg(value_name = "RUN")]
-        runs: Vec<String>,
-        /// The variant the others are compared with, or a model the others are compared
-        /// with within each variant (paired bootstrap over items; `*` marks a difference
-        /// whose 95% interval leaves out zero).
-        #[arg(long, value_name = "VARIANT|MODEL")]
-        baseline: Option<String>,
+        what: compare::ComparisonArgs,
         #[arg(long, value_enum, default_value_t = crate::report::table::CompareFormat::Table)]
         format: crate::report::table::CompareFormat,
-        /// Bootstrap resamples.
-        #[arg(long, default_value_t = crate::stats::RESAMPLES, value_name = "N")]
-        resamples: usize,
         /// Also draw the plots (reward curves, metric bars with intervals) as SVG and
         /// PNG into this folder.
         #[arg(long, value_name = "DIR")]
@@ -151,16 +139,7 @@ pub enum Command {
     /// Write one self-contained HTML report: the comparison's table and plots inline.
     Report {
         #[command(flatten)]
-        spec: SpecArgs,
-        /// More run ids, when SPEC is a run id.
-        #[arg(value_name = "RUN")]
-        runs: Vec<String>,
-        /// The variant or model the others are compared with.
-        #[arg(long, value_name = "VARIANT|MODEL")]
-        baseline: Option<String>,
-        /// Bootstrap resamples.
-        #[arg(long, default_value_t = crate::stats::RESAMPLES, value_name = "N")]
-        resamples: usize,
+        what: compare::ComparisonArgs,
         /// The HTML file [default: `NAME-report.html`, NAME the spec's name].
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -294,37 +273,11 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
             show::show(&spec, registry, &store, &stage, target)
         }
         Command::Compare {
-            spec,
-            runs,
-            baseline,
+            what,
             format,
-            resamples,
             plots,
-        } => compare::compare(
-            &spec,
-            &runs,
-            registry,
-            &store,
-            baseline.as_deref(),
-            format,
-            resamples,
-            plots.as_deref(),
-        ),
-        Command::Report {
-            spec,
-            runs,
-            baseline,
-            resamples,
-            output,
-        } => compare::report(
-            &spec,
-            &runs,
-            registry,
-            &store,
-            baseline.as_deref(),
-            resamples,
-            output,
-        ),
+        } => compare::compare(&what, registry, &store, format, plots.as_deref()),
+        Command::Report { what, output } => compare::report(&what, registry, &store, output),
         Command::Validate { spec } => validate::validate(&spec, registry),
         Command::Gc {
             keep_runs,
