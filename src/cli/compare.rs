@@ -319,7 +319,15 @@ pub fn report(
     let path = output.unwrap_or_else(|| PathBuf::from(format!("{}-report.html", gathered.name)));
     // Written whole, then renamed: a reader never sees half a report.
     let partial = path.with_extension("html.partial");
-    std::fs::write(&partial, html)?;
-    std::fs::rename(&partial, &path)?;
+    let written = std::fs::write(&partial, html).and_then(|()| std::fs::rename(&partial, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        anstream::eprintln!(
+            "{}: cannot write `{}`: {e}",
+            crate::output::error_label(),
+            path.display()
+        );
+        return Ok(1);
+    }
     print(&format!("{}\n", display_path(&path)))
 }

@@ -32,7 +32,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::dialogue::{Dialogue, Task, transcript};
-use super::judge::DIGITS;
+use super::judge::{DIGITS, expectation};
+use super::judge_pairwise::Verdict;
 use super::rollout::{self, Agreement, ContextTurns};
 use crate::judge::asker::Asker;
 use crate::llm::chat::Message;
@@ -683,19 +684,17 @@ impl Evaluation<'_, '_> {
         let questions: Vec<String> = first_ours.iter().chain(first_theirs).cloned().collect();
         let answers = self.ask_judge(&questions, &["1", "2"])?;
         let n = first_ours.len();
+        // `judge_pairwise`'s rule: a win or a loss only when both orders agree.
         Ok((0..n)
             .map(|i| {
-                let ours_first = answers[i].as_ref().map(|d| d[0]);
-                let ours_second = answers[n + i].as_ref().map(|d| d[1]);
-                match (ours_first, ours_second) {
-                    (Some(a), Some(b)) => {
-                        let win = a > 0.5 && b > 0.5;
-                        let loss = a < 0.5 && b < 0.5;
-                        (
-                            Some(f64::from(u8::from(win))),
-                            Some(f64::from(u8::from(loss))),
-                        )
-                    }
+                let verdict = Verdict {
+                    a_first: answers[i].as_ref().map(|d| d[0]),
+                    a_second: answers[n + i].as_ref().map(|d| d[1]),
+                };
+                match verdict.winner() {
+                    "a" => (Some(1.0), Some(0.0)),
+                    "b" => (Some(0.0), Some(1.0)),
+                    "inconsistent" => (Some(0.0), Some(0.0)),
                     _ => (None, None),
                 }
             })
@@ -872,6 +871,14 @@ impl Evaluation<'_, '_> {
         let pair_ids = table::string_column(pairs, "pair_id")?;
         let dilemmas = table::string_column(pairs, "dilemma")?;
         let all_parties = rollout::parties(pairs, 2)?;
+        // The held-out pairs as tasks; each repeat seeds them anew.
+        let tasks: Vec<Task> = (0..pairs.batch.num_rows().min(cap))
+            .map(|row| Task {
+                dilemma: dilemmas.value(row).to_string(),
+                parties: all_parties[row].clone(),
+                seed: 0,
+            })
+            .collect();
         // dialogues[model][repeat][pair]
         let mut dialogues: BTreeMap<String, Vec<Vec<Dialogue>>> = BTreeMap::new();
         for model in params.evaluated() {
@@ -883,15 +890,17 @@ impl Evaluation<'_, '_> {
                 }
                 super::dialogue::AgreementCheck::Marker(marker) => json!({ "marker": marker }),
             };
+            let identity = self.identity(&model);
             let mut by_repeat = Vec::new();
             for repeat in 0..params.repeats {
-                let negotiations: Vec<Negotiation> = (0..pairs.batch.num_rows().min(cap))
-                    .map(|row| Negotiation {
+                let negotiations: Vec<Negotiation> = tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(row, task)| Negotiation {
                         id: pair_ids.value(row).to_string(),
                         task: Task {
-                            dilemma: dilemmas.value(row).to_string(),
-                            parties: all_parties[row].clone(),
                             seed: self.seed(b"evaluate dialogue", pair_ids.value(row), repeat),
+                            ..task.clone()
                         },
                     })
                     .collect();
@@ -900,7 +909,7 @@ impl Evaluation<'_, '_> {
                     .map(|n| {
                         row_key(&json!({
                             "what": "evaluate dialogue", "version": Evaluate::VERSION,
-                            "model": self.identity(&model), "agreement": agreement,
+                            "model": identity, "agreement": agreement,
                             "dilemma": n.task.dilemma,
                             "parties": n.task.parties.iter().map(|p| [&p.persona, &p.profile]).collect::<Vec<_>>(),
                             "max_turns": protocol.max_turns, "context_turns": params.context_turns,
@@ -951,18 +960,13 @@ impl Evaluation<'_, '_> {
             for (repeat, (ours, theirs)) in pairs_of_repeats.enumerate() {
                 let mut ours_first = Vec::new();
                 let mut theirs_first = Vec::new();
-                for (row, (a, b)) in ours.iter().zip(theirs).enumerate() {
-                    let task = Task {
-                        dilemma: dilemmas.value(row).to_string(),
-                        parties: all_parties[row].clone(),
-                        seed: 0,
-                    };
+                for ((task, a), b) in tasks.iter().zip(ours).zip(theirs) {
                     let ask = |first: &Dialogue, second: &Dialogue| {
                         super::judge::render(
                             PAIRWISE_RESOLUTION_RUBRIC,
                             minijinja::context! {
                                 dilemma => task.dilemma.clone(),
-                                first => outcome(&task, first), second => outcome(&task, second),
+                                first => outcome(task, first), second => outcome(task, second),
                             },
                         )
                     };
@@ -1083,14 +1087,6 @@ impl Evaluation<'_, '_> {
         }
         Ok(())
     }
-}
-
-fn expectation(distribution: &[f64]) -> f64 {
-    distribution
-        .iter()
-        .enumerate()
-        .map(|(k, p)| k as f64 * p)
-        .sum()
 }
 
 /// The non-empty lines of `text` that are not `#` comments.

@@ -20,7 +20,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::dialogue::{Dialogue, Task, transcript};
-use super::judge::{Case, DIGITS, Party as JudgedParty, RUBRIC};
+use super::judge::{Case, DIGITS, Party as JudgedParty, RUBRIC, expectation};
 use super::rollout::{self, Agreement, ContextTurns};
 use crate::judge::asker::Asker;
 use crate::llm::LlamaModel;
@@ -987,11 +987,7 @@ impl Grpo {
                 judge
                     .ask(&questions, &DIGITS, ctx)?
                     .into_iter()
-                    .map(|d| {
-                        d.map_or(0.0, |d| {
-                            d.iter().enumerate().map(|(k, p)| k as f64 * p).sum()
-                        })
-                    })
+                    .map(|d| d.map_or(0.0, |d| expectation(&d)))
                     .collect()
             }
         };

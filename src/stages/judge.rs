@@ -224,7 +224,8 @@ pub(crate) fn render(source: &str, context: minijinja::Value) -> Result<String, 
         .to_string())
 }
 
-fn expectation(distribution: &[f64]) -> f64 {
+/// The expected rating under `distribution` (P(rating = k), k = 0, 1, …).
+pub(crate) fn expectation(distribution: &[f64]) -> f64 {
     distribution
         .iter()
         .enumerate()

@@ -54,13 +54,14 @@ pub struct Params {
 /// One cached verdict: P(A preferred) with A shown first and with A shown second (`None`
 /// when the reply held no answer).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Verdict {
-    a_first: Option<f64>,
-    a_second: Option<f64>,
+pub(crate) struct Verdict {
+    pub a_first: Option<f64>,
+    pub a_second: Option<f64>,
 }
 
 impl Verdict {
-    fn winner(&self) -> &'static str {
+    /// `a` or `b` when preferred in both orders, else `inconsistent` (or `unparseable`).
+    pub(crate) fn winner(&self) -> &'static str {
         match (self.a_first, self.a_second) {
             (Some(x), Some(y)) if x > 0.5 && y > 0.5 => "a",
             (Some(x), Some(y)) if x < 0.5 && y < 0.5 => "b",
