@@ -54,10 +54,12 @@ fn main() {
     for batch in batches {
         let rows = vec![prompt.clone(); batch];
         let valid = vec![vec![true; prompt.len()]; batch];
-        // Warm-up (shader compilation and autotune on wgpu), prefill and a few decode steps.
+        // Warm-up: the same prefill and decode steps, so every shape the timed run meets
+        // has had its shaders compiled and autotuned on wgpu.
+        let steps = numbers(setting("ENGINE_STEPS", "32"))[0];
         let mut cache = KvCache::default();
         let _ = model.forward(&rows, &valid, &mut cache, true).into_data();
-        for _ in 0..4 {
+        for _ in 0..steps {
             let next = vec![vec![101u32]; batch];
             let _ = model
                 .forward(&next, &vec![vec![true]; batch], &mut cache, true)
@@ -67,7 +69,6 @@ fn main() {
         let started = Instant::now();
         let _ = model.forward(&rows, &valid, &mut cache, true).into_data();
         let prefill = started.elapsed().as_secs_f64();
-        let steps = numbers(setting("ENGINE_STEPS", "32"))[0];
         let started = Instant::now();
         for _ in 0..steps {
             let next = vec![vec![101u32]; batch];

@@ -3,7 +3,8 @@
 # and no copy of the weights (the lent GPU machine of the development workplace).
 #
 #   scripts/gpu-check.sh prepare   # here: build, strip and compress the binaries into .devbin/
-#   scripts/gpu-check.sh run       # there: numerics on the GPU, then the speed benchmark
+#   scripts/gpu-check.sh run [numerics]  # there: numerics on the GPU, then (unless told
+#                                        # `numerics`) the speed benchmark
 #
 # `run` expects .devbin/ (and the Vulkan loader's .deb files in .gl/ when the machine lacks
 # it) beside the working tree, torch and transformers in python3, and writes its log to
@@ -16,16 +17,19 @@ case "${1:-}" in
 prepare)
     cargo build --quiet --example engine_speed --test llm_reference
     mkdir -p .devbin
-    test_bin=$(ls -t "$target"/debug/deps/llm_reference-* | grep -v '\.d$' | head -1)
+    # The test binary this checkout built (the target folder may hold other clones' too).
+    test_bin=$(cargo test --quiet --no-run --test llm_reference --message-format=json |
+        python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
     for pair in "engine_speed:$target/debug/examples/engine_speed" "llm_reference:$test_bin"; do
         name=${pair%%:*}
         strip -o ".devbin/$name" "${pair#*:}"
         xz -T2 -6 -f ".devbin/$name"
     done
-    pwd >.devbin/manifest_dir
+    pwd -P >.devbin/manifest_dir
     ls -la .devbin
     ;;
 run)
+    what=${2:-all}
     log=${OUT:-/tmp}/gpu-check.log
     exec > >(tee "$log") 2>&1
     if ! ldconfig -p | grep -q libvulkan && ls .gl/*.deb >/dev/null 2>&1; then
@@ -42,6 +46,7 @@ run)
     if [ ! -e "$manifest" ]; then mkdir -p "$(dirname "$manifest")" && ln -s "$PWD" "$manifest"; fi
     echo "== numerics on the GPU"
     time .devbin/llm_reference --include-ignored --nocapture --test-threads 1 wgpu half_precision || echo "NUMERICS FAILED"
+    [ "$what" = numerics ] && exit 0
     echo "== speed"
     time python3 scripts/bench-engine.py --config scripts/smollm2-135m.config.json --engine-bin .devbin/engine_speed \
         --backends auto --dtypes f32,f16 --torch-device cuda --threads 0 || echo "BENCH FAILED"
