@@ -41,6 +41,9 @@ pub struct ExecOptions {
     pub on_error: OnError,
     /// The `--set` overrides the spec was loaded with, for the run record.
     pub overrides: Vec<String>,
+    /// Compute only this stage; every other stage must already be in the store (a
+    /// cluster job, whose inputs other jobs computed).
+    pub compute_only: Option<String>,
 }
 
 impl Default for ExecOptions {
@@ -49,6 +52,7 @@ impl Default for ExecOptions {
             jobs: 1,
             on_error: OnError::Fail,
             overrides: Vec::new(),
+            compute_only: None,
         }
     }
 }
@@ -239,7 +243,8 @@ pub fn run(
                         .collect();
                     let tx = tx.clone();
                     scope.spawn(move || {
-                        let (result, parts) = execute(plan, store, i, &done, progress, cancel);
+                        let (result, parts) =
+                            execute(plan, store, i, &done, options, progress, cancel);
                         let _ = tx.send((i, result, parts));
                     });
                 }
@@ -394,6 +399,7 @@ fn execute(
     store: &Store,
     i: usize,
     done: &[Option<Done>],
+    options: &ExecOptions,
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> (StageResult, Option<StageKey>) {
@@ -431,7 +437,17 @@ fn execute(
     };
     let key = parts.hash();
     result.key = Some(key.clone());
-    let outcome = ensure(plan, store, i, &key, &parts, done, progress, cancel);
+    let outcome = match &options.compute_only {
+        Some(only) if *only != stage.name => match usable(store, &stage.name, &key, progress) {
+            Some(meta) => Ok((meta, false)),
+            None => Err(StageError::Failed(format!(
+                "its output is not in the store, and this job computes only `{only}` (did \
+                 the job computing `{}` fail?)",
+                stage.name
+            ))),
+        },
+        _ => ensure(plan, store, i, &key, &parts, done, progress, cancel),
+    };
     result.seconds = started.elapsed().as_secs_f64();
     match outcome {
         Ok((meta, ran)) => {

@@ -166,6 +166,34 @@ impl Plan {
         self.stages.iter().position(|s| s.name == name)
     }
 
+    /// The plan of stage `i` and everything it waits for (a cluster job's plan).
+    pub fn upstream_of(&self, i: usize) -> Plan {
+        let mut keep = vec![false; self.stages.len()];
+        keep[i] = true;
+        for j in (0..=i).rev() {
+            if keep[j] {
+                for &d in &self.stages[j].after {
+                    keep[d] = true;
+                }
+            }
+        }
+        let mut new_index = vec![usize::MAX; self.stages.len()];
+        let mut stages = Vec::new();
+        for (j, stage) in self.stages.iter().enumerate() {
+            if keep[j] {
+                new_index[j] = stages.len();
+                let mut stage = stage.clone();
+                stage.needs = stage.needs.iter().map(|d| new_index[*d]).collect();
+                stage.after = stage.after.iter().map(|d| new_index[*d]).collect();
+                stages.push(stage);
+            }
+        }
+        Plan {
+            stages,
+            ..self.clone()
+        }
+    }
+
     /// Stages that name stage `i` in their `needs`.
     pub fn dependents(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
         self.stages

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::llm::hub::ModelHub;
 use crate::progress::StageProgress;
+use crate::spec::Resources;
 use crate::store::row_cache::RowCache;
 
 /// A kind of stage, implemented by library users and by `accord` itself.
@@ -68,6 +69,29 @@ pub trait Stage: Send + Sync + 'static {
     /// whether it uses a model.
     fn samples(&self, params: &Self::Params) -> bool {
         !self.models(params).is_empty()
+    }
+
+    /// What the stage's cluster job asks for unless the spec says otherwise
+    /// (`executor: slurm`). By default a model stage gets a GPU node's share (1 GPU,
+    /// 4 cores, 32G, 12 hours) and a data stage a small one (1 core, 4G, 1 hour); the GPU
+    /// is dropped when the stage's models all run behind endpoints or on `backend: flex`.
+    fn cluster_resources(&self, params: &Self::Params) -> Resources {
+        if self.models(params).is_empty() {
+            Resources {
+                cpus: Some(1),
+                mem: Some("4G".into()),
+                time: Some("1:00:00".into()),
+                ..Resources::default()
+            }
+        } else {
+            Resources {
+                gpus: Some(1),
+                cpus: Some(4),
+                mem: Some("32G".into()),
+                time: Some("12:00:00".into()),
+                ..Resources::default()
+            }
+        }
     }
 
     /// Computes the output table.
@@ -228,6 +252,7 @@ pub trait StageKind: Send + Sync {
     fn resources(&self, params: &Resolved) -> Vec<Resource>;
     fn models(&self, params: &Resolved) -> Vec<(&'static str, String)>;
     fn samples(&self, params: &Resolved) -> bool;
+    fn cluster_resources(&self, params: &Resolved) -> Resources;
     fn run(&self, params: &Resolved, ctx: &StageContext) -> Result<RecordBatch, StageError>;
 }
 
@@ -284,6 +309,10 @@ impl<S: Stage> StageKind for S {
 
     fn samples(&self, params: &Resolved) -> bool {
         Stage::samples(self, params.get())
+    }
+
+    fn cluster_resources(&self, params: &Resolved) -> Resources {
+        Stage::cluster_resources(self, params.get())
     }
 
     fn run(&self, params: &Resolved, ctx: &StageContext) -> Result<RecordBatch, StageError> {

@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use crate::exec::stage_key;
 use crate::plan::Plan;
+use crate::slurm::scheduler::JobState;
+use crate::store::jobs::JobRecord;
 use crate::store::key::explain;
 use crate::store::{Lookup, StaleReason, Store};
 
@@ -20,6 +22,10 @@ pub enum State {
     Fresh,
     Stale,
     Missing,
+    /// Waiting in the cluster's queue (`executor: slurm`).
+    Queued,
+    /// Running as a cluster job.
+    Running,
 }
 
 /// One line of `accord status`.
@@ -31,6 +37,38 @@ pub struct StageStatus {
     pub reason: String,
     /// The stage's current key, when it can be computed.
     pub key: Option<String>,
+    /// The cluster job computing it, when one is queued or running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+}
+
+/// Marks the stages of `states` that a live cluster job (see [`crate::slurm::live_jobs`])
+/// is computing as queued or running.
+pub fn mark_jobs(plan: &Plan, states: &mut [StageStatus], jobs: &[(JobRecord, JobState)]) {
+    for status in states.iter_mut().filter(|s| s.state != State::Fresh) {
+        let Some((record, state)) = jobs.iter().find(|(r, _)| {
+            r.spec_name == plan.loaded.spec.name
+                && r.stage == status.stage
+                && r.variants.contains(&plan.variant)
+        }) else {
+            continue;
+        };
+        status.job = Some(record.job.clone());
+        match state {
+            JobState::Pending { reason } => {
+                status.state = State::Queued;
+                status.reason = match reason.as_str() {
+                    "" | "None" => format!("job {}", record.job),
+                    _ => format!("job {} ({reason})", record.job),
+                };
+            }
+            JobState::Running { node } => {
+                status.state = State::Running;
+                status.reason = format!("job {} on {node}", record.job);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The state of every stage of `plan`, in plan order.
@@ -47,6 +85,7 @@ pub fn status(plan: &Plan, store: &Store) -> Vec<StageStatus> {
             state,
             reason,
             key,
+            job: None,
         };
         if let Some(d) = unkeyed {
             let input = plan.stages[*d].name.clone();

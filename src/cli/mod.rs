@@ -90,6 +90,14 @@ pub enum Command {
         /// What to do when a stage fails.
         #[arg(long, value_enum, default_value_t = crate::OnError::Fail)]
         on_error: crate::OnError,
+        /// Where stale stages run, overriding the spec's `executor:`: here, or one Slurm
+        /// batch job each.
+        #[arg(long, value_enum)]
+        executor: Option<crate::spec::Executor>,
+        /// Compute only this stage; its inputs must already be in the store (what a
+        /// Slurm job runs).
+        #[arg(long, value_name = "STAGE", hide = true)]
+        stage: Option<String>,
     },
     /// Show whether each stage is fresh, stale (and why) or missing.
     Status {
@@ -233,7 +241,20 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
             spec,
             jobs,
             on_error,
-        } => run::run(&spec, registry, &store, jobs, on_error, cli.quiet),
+            executor,
+            stage,
+        } => run::run(
+            &spec,
+            registry,
+            &store,
+            run::RunArgs {
+                jobs,
+                on_error,
+                executor,
+                stage,
+            },
+            cli.quiet,
+        ),
         Command::Status { spec, json } => status::status(&spec, registry, &store, json),
         Command::Dag { spec, format } => {
             let Some(plans) = plans_or_report(&spec, registry)? else {

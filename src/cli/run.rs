@@ -1,4 +1,4 @@
-//! `accord run SPEC`: run what is stale, print `N ran, M cached`.
+//! `accord run SPEC`: run what is stale, here or as Slurm jobs, print `N ran, M cached`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -6,23 +6,53 @@ use super::{SpecArgs, plans_or_report, print};
 use crate::Registry;
 use crate::exec::{self, ExecOptions, OnError};
 use crate::progress::Progress;
+use crate::slurm::{self, SlurmOptions};
+use crate::spec::Executor;
 use crate::store::Store;
 
 /// Set by the first Ctrl-C; running stages stop at their next row.
 static CANCEL: AtomicBool = AtomicBool::new(false);
 static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 
+/// `accord run`'s own options.
+pub struct RunArgs {
+    pub jobs: Option<usize>,
+    pub on_error: OnError,
+    pub executor: Option<Executor>,
+    /// Compute only this stage (a Slurm job).
+    pub stage: Option<String>,
+}
+
 pub fn run(
     spec: &SpecArgs,
     registry: &Registry,
     store: &Store,
-    jobs: Option<usize>,
-    on_error: OnError,
+    args: RunArgs,
     quiet: bool,
 ) -> std::io::Result<i32> {
-    let Some(plans) = plans_or_report(spec, registry)? else {
+    let RunArgs {
+        jobs,
+        on_error,
+        executor,
+        stage,
+    } = args;
+    let Some(mut plans) = plans_or_report(spec, registry)? else {
         return Ok(1);
     };
+    if let Some(name) = &stage {
+        let Some(i) = (plans.len() == 1)
+            .then(|| plans[0].index_of(name))
+            .flatten()
+        else {
+            anstream::eprintln!(
+                "{}: `--stage {name}` needs one plan that has that stage (and `--variant` when \
+                 the spec has ablations)",
+                crate::output::error_label()
+            );
+            return Ok(2);
+        };
+        plans = vec![plans[0].upstream_of(i)];
+    }
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTS.fetch_add(1, Ordering::SeqCst) == 0 {
             CANCEL.store(true, Ordering::SeqCst);
@@ -38,6 +68,20 @@ pub fn run(
     } else {
         Progress::new(false)
     };
+    let executor = executor.unwrap_or(plans[0].loaded.spec.executor);
+    if executor == Executor::Slurm && stage.is_none() {
+        let options = SlurmOptions {
+            on_error,
+            overrides: spec.overrides(),
+        };
+        return match slurm::run(&plans, store, &options, &progress, &CANCEL) {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                anstream::eprintln!("{}: {e}", crate::output::error_label());
+                Ok(1)
+            }
+        };
+    }
     // Variants run one after another; a stage they share has one key, so only the first
     // computes it and the rest find it in the store.
     let (mut ran, mut cached, mut failed) = (0, 0, false);
@@ -54,6 +98,7 @@ pub fn run(
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             on_error,
             overrides: spec.overrides(),
+            compute_only: stage.clone(),
         };
         let summary = match exec::run(plan, store, &options, &progress, &CANCEL) {
             Ok(summary) => summary,

@@ -3,7 +3,7 @@
 use super::{SpecArgs, plans_or_report, print};
 use crate::Registry;
 use crate::output::{BOLD, DIM, FRESH, MISSING, STALE, paint};
-use crate::status::{State, status as stage_states};
+use crate::status::{State, mark_jobs, status as stage_states};
 use crate::store::Store;
 
 pub fn status(
@@ -14,6 +14,12 @@ pub fn status(
 ) -> std::io::Result<i32> {
     let Some(plans) = plans_or_report(spec, registry)? else {
         return Ok(1);
+    };
+    let jobs = crate::slurm::live_jobs(store);
+    let stage_states = |plan: &crate::plan::Plan, store: &Store| {
+        let mut states = stage_states(plan, store);
+        mark_jobs(plan, &mut states, &jobs);
+        states
     };
     if json {
         // One object per stage (per variant: each with its `variant`).
@@ -44,6 +50,8 @@ pub fn status(
                 State::Fresh => (FRESH, "fresh"),
                 State::Stale => (STALE, "stale"),
                 State::Missing => (MISSING, "missing"),
+                State::Queued => (STALE, "queued"),
+                State::Running => (FRESH, "running"),
             };
             let detail = match s.state {
                 State::Fresh => paint(

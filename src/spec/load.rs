@@ -12,7 +12,7 @@ use super::error::{Diagnostic, SpecError};
 use super::location::Location;
 use super::overrides;
 use super::path::{FieldPath, Segment};
-use super::{AblationAxis, Backend, ModelSpec, Spec, StageSpec};
+use super::{AblationAxis, Backend, Executor, ModelSpec, Resources, Spec, StageSpec};
 use crate::registry::Registry;
 use crate::stage::{Resolved, Resource, Upstream};
 
@@ -93,8 +93,10 @@ const TOP_FIELDS: &[&str] = &[
     "models",
     "stages",
     "ablations",
+    "executor",
+    "resources",
 ];
-const STAGE_FIELDS: &[&str] = &["kind", "needs", "with"];
+const STAGE_FIELDS: &[&str] = &["kind", "needs", "with", "resources"];
 
 /// Reads, overrides and checks the spec at `file`.
 pub fn load(
@@ -371,6 +373,8 @@ impl Checker<'_> {
         let name: Option<String> = self.typed(&root.key("name"));
         let seed: u64 = self.typed(&root.key("seed")).unwrap_or(0);
         let backend: Backend = self.typed(&root.key("backend")).unwrap_or_default();
+        let executor: Executor = self.typed(&root.key("executor")).unwrap_or_default();
+        let resources = self.check_resources(&root.key("resources"));
         let models = self.check_models();
         let stages_path = root.key("stages");
         let mut stages: IndexMap<String, StageSpec> = IndexMap::new();
@@ -422,8 +426,29 @@ impl Checker<'_> {
             models,
             stages,
             ablations,
+            executor,
+            resources,
         };
         Some((spec, params))
+    }
+
+    /// A `resources` mapping, with Slurm's spellings of memory and time checked.
+    fn check_resources(&mut self, path: &FieldPath) -> Resources {
+        if self.doc.at(path).is_none_or(is_null) {
+            return Resources::default();
+        }
+        let resources: Resources = self.typed(path).unwrap_or_default();
+        for (field, message, expected) in resources.problems() {
+            self.report(
+                path.key(field),
+                Place::Value,
+                SpecError::InvalidValue {
+                    message,
+                    expected: expected.into(),
+                },
+            );
+        }
+        resources
     }
 
     fn check_models(&mut self) -> IndexMap<String, ModelSpec> {
@@ -542,6 +567,7 @@ impl Checker<'_> {
             self.typed(&kind_path)
         };
         let needs: Vec<String> = self.typed(&path.key("needs")).unwrap_or_default();
+        let resources = self.check_resources(&path.key("resources"));
         let with_path = path.key("with");
         let with = match self.doc.at(&with_path) {
             None => Some(Value::Object(Default::default())),
@@ -604,6 +630,7 @@ impl Checker<'_> {
                 Some(Value::Object(map)) => map,
                 _ => Default::default(),
             },
+            resources,
         };
         Some((stage, resolved))
     }

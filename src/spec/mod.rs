@@ -13,6 +13,7 @@ pub mod load;
 pub mod location;
 pub mod overrides;
 pub mod path;
+pub mod resources;
 pub mod schema;
 pub mod variants;
 
@@ -25,6 +26,7 @@ pub use error::{Diagnostic, SpecError};
 pub use load::{LoadFailure, LoadOptions, LoadedSpec, load, load_text};
 pub use location::{Location, Span};
 pub use path::FieldPath;
+pub use resources::{Executor, Resources};
 pub use variants::{Variant, variants};
 
 /// An experiment: models, a DAG of stages, and ablation axes.
@@ -51,6 +53,12 @@ pub struct Spec {
     /// zipped, axes are crossed); the axis `seeds` lists seeds for the sampling stages.
     #[serde(default)]
     pub ablations: IndexMap<String, AblationAxis>,
+    /// How stale stages run: `local` (this process) or `slurm` (one batch job each).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub executor: Executor,
+    /// Cluster resources for every stage's job, under each stage's own `resources`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub resources: Resources,
 }
 
 /// Where in-process models run.
@@ -141,6 +149,9 @@ pub struct StageSpec {
     /// The kind's parameters; every one has a documented default unless it names a model.
     #[serde(default, rename = "with")]
     pub with: serde_json::Map<String, Value>,
+    /// What this stage's cluster job asks for (`executor: slurm`); not part of its key.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub resources: Resources,
 }
 
 /// One ablation axis.

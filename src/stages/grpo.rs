@@ -503,6 +503,18 @@ impl Stage for Grpo {
         resources
     }
 
+    /// Training holds the policy, its optimiser state and often a frozen opponent: a
+    /// whole GPU node's share for up to two days.
+    fn cluster_resources(&self, _params: &Params) -> crate::spec::Resources {
+        crate::spec::Resources {
+            gpus: Some(1),
+            cpus: Some(8),
+            mem: Some("64G".into()),
+            time: Some("2-00:00:00".into()),
+            ..Default::default()
+        }
+    }
+
     fn models(&self, params: &Params) -> Vec<(&'static str, String)> {
         let mut models = vec![("policy", params.policy.clone())];
         if params.reward == Reward::Judge

@@ -1,74 +1,405 @@
-//! Locks between `accord` processes sharing a store.
+//! Locks between `accord` processes sharing a store, on one host or many.
 //!
-//! A per-key lock (`locks/<key>.lock`) makes sure two runs never compute the same key at
-//! once: the second waits, then finds the first one's artifact. Runs hold `gc.lock`
-//! shared and `accord gc` holds it exclusively, so garbage collection never removes what a
-//! live run is using. These are `flock`-style advisory locks released when the process
-//! exits, however it exits, so a `kill -9` never leaves a stale lock.
+//! A store may live on a shared filesystem (NFS, Lustre, GPFS) that cluster jobs on many
+//! hosts write at once, where `flock` is unreliable or host-local. So a lock is a file,
+//! created exclusively: its owner's record is written to a private file first and then
+//! hard-linked into place, which succeeds for exactly one process even over NFS. The
+//! record names the owner (host, pid, a random token); while it is held, a heartbeat
+//! thread touches the file every few seconds. A lock is stale, and is broken, when its
+//! owner is a dead process on this host, or when its heartbeat is older than
+//! [`stale_after`] (60 s; `ACCORD_LOCK_STALE_SECS`), which covers a node that crashed.
+//! Breaking renames the file aside first, so two processes breaking the same lock cannot
+//! remove a fresh one.
+//!
+//! Locks in use:
+//! - `locks/<key>.lock`: two runs never compute the same key at once; the second waits,
+//!   then finds the first one's artifact.
+//! - `locks/runs/<token>.lease`: each run holds one; `accord gc` takes `locks/gc.lock` and
+//!   gives up while any live lease exists, and a run waits while `gc.lock` is held, so
+//!   garbage collection never removes what a live run is using.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, io_at};
 
-/// A held lock; released on drop.
-#[derive(Debug)]
-pub struct Lock {
-    _file: File,
+/// How often a held lock's file is touched.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// How often a waiting process looks again.
+const POLL: Duration = Duration::from_millis(200);
+
+/// A heartbeat older than this marks a lock as abandoned.
+pub fn stale_after() -> Duration {
+    std::env::var("ACCORD_LOCK_STALE_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
 }
 
-fn open(path: &Path) -> Result<File, StoreError> {
+/// Who holds a lock, as written in its file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Owner {
+    pub host: String,
+    pub pid: u32,
+    pub token: String,
+    /// When the lock was taken (RFC 3339).
+    pub since: String,
+}
+
+impl Owner {
+    fn new() -> Owner {
+        let now = jiff::Timestamp::now();
+        let token = blake3::hash(
+            format!(
+                "{now:?}{}{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            )
+            .as_bytes(),
+        )
+        .to_hex()[..16]
+            .to_string();
+        Owner {
+            host: host_name(),
+            pid: std::process::id(),
+            token,
+            since: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        }
+    }
+}
+
+/// This host's name, as the kernel knows it.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if ok && !name.is_empty() => name.to_string(),
+        _ => "unknown-host".into(),
+    }
+}
+
+/// Whether process `pid` exists on this host.
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// The files this process holds, touched by one heartbeat thread.
+static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static HEARTBEAT_THREAD: Once = Once::new();
+
+fn start_heartbeat() {
+    HEARTBEAT_THREAD.call_once(|| {
+        std::thread::Builder::new()
+            .name("accord-lock-heartbeat".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(HEARTBEAT);
+                    let held = HELD.lock().map(|h| h.clone()).unwrap_or_default();
+                    for path in held {
+                        touch(&path);
+                    }
+                }
+            })
+            .expect("threads can be spawned");
+    });
+}
+
+fn touch(path: &Path) {
+    if let Ok(file) = File::options().write(true).open(path) {
+        let _ = file.set_modified(SystemTime::now());
+    }
+}
+
+/// A held lock; its file is removed on drop.
+#[derive(Debug)]
+pub struct Lock {
+    path: PathBuf,
+    token: String,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if let Ok(mut held) = HELD.lock() {
+            held.retain(|p| *p != self.path);
+        }
+        // Remove the file only if it is still ours (it may have been broken as stale).
+        if read_owner(&self.path).is_some_and(|o| o.token == self.token) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn read_owner(path: &Path) -> Option<Owner> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// What a lock file says about its owner.
+enum Holder {
+    Free,
+    Live,
+    Stale,
+}
+
+fn holder(path: &Path) -> Holder {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Holder::Free;
+    };
+    let age = meta
+        .modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .unwrap_or_default();
+    match read_owner(path) {
+        Some(owner) if owner.host == host_name() && !process_alive(owner.pid) => Holder::Stale,
+        _ if age > stale_after() => Holder::Stale,
+        // Readable or not (being written), a recent file is held.
+        _ => Holder::Live,
+    }
+}
+
+/// Removes a stale lock without ever removing a live one that replaced it meanwhile.
+fn break_stale(path: &Path) {
+    let before = read_owner(path);
+    let aside = path.with_extension(format!("stale-{}", Owner::new().token));
+    if std::fs::rename(path, &aside).is_err() {
+        return;
+    }
+    if read_owner(&aside) != before {
+        // Someone took the lock between our look and the rename: put theirs back.
+        let _ = std::fs::hard_link(&aside, path);
+    }
+    let _ = std::fs::remove_file(&aside);
+}
+
+/// Tries once to create `path` holding this process's record.
+fn try_create(path: &Path) -> Result<Option<Lock>, StoreError> {
     let dir = path.parent().expect("lock paths have a parent");
     std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(io_at(path))
+    let owner = Owner::new();
+    let private = dir.join(format!(
+        ".{}.{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("lock"),
+        owner.token
+    ));
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&private)
+            .map_err(io_at(&private))?;
+        file.write_all(&serde_json::to_vec(&owner).expect("owners serialise"))
+            .map_err(io_at(&private))?;
+    }
+    let linked = std::fs::hard_link(&private, path);
+    let _ = std::fs::remove_file(&private);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+        // Filesystems without hard links: exclusive creation (O_EXCL) instead.
+        Err(_) => match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(mut file) => {
+                file.write_all(&serde_json::to_vec(&owner).expect("owners serialise"))
+                    .map_err(io_at(path))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+            Err(e) => return Err(io_at(path)(e)),
+        },
+    }
+    start_heartbeat();
+    if let Ok(mut held) = HELD.lock() {
+        held.push(path.to_path_buf());
+    }
+    Ok(Some(Lock {
+        path: path.to_path_buf(),
+        token: owner.token,
+    }))
+}
+
+/// Takes the lock at `path` if it is free or stale; `None` if a live process holds it.
+pub fn try_lock(path: &Path) -> Result<Option<Lock>, StoreError> {
+    for _ in 0..3 {
+        match holder(path) {
+            Holder::Live => return Ok(None),
+            Holder::Stale => break_stale(path),
+            Holder::Free => {}
+        }
+        if let Some(lock) = try_create(path)? {
+            return Ok(Some(lock));
+        }
+    }
+    Ok(None)
+}
+
+/// Takes the lock at `path`, calling `on_wait` once if it has to wait.
+pub fn lock(path: &Path, on_wait: impl FnOnce()) -> Result<Lock, StoreError> {
+    let mut on_wait = Some(on_wait);
+    loop {
+        if let Some(lock) = try_lock(path)? {
+            return Ok(lock);
+        }
+        if let Some(f) = on_wait.take() {
+            f();
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
 impl Store {
+    fn key_lock_path(&self, key: &str) -> PathBuf {
+        self.dir("locks").join(format!("{key}.lock"))
+    }
+
     /// Takes the lock for `key`, calling `on_wait` first if another process holds it.
     pub fn lock_key(&self, key: &str, on_wait: impl FnOnce()) -> Result<Lock, StoreError> {
-        let path = self.dir("locks").join(format!("{key}.lock"));
-        let file = open(&path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                on_wait();
-                file.lock().map_err(io_at(&path))?;
-            }
-            Err(TryLockError::Error(e)) => return Err(io_at(&path)(e)),
-        }
-        Ok(Lock { _file: file })
+        lock(&self.key_lock_path(key), on_wait)
     }
 
-    /// Whether some process holds the lock for `key` right now.
+    /// Whether some live process holds the lock for `key` right now.
     pub fn key_locked(&self, key: &str) -> bool {
-        let path = self.dir("locks").join(format!("{key}.lock"));
-        let Ok(file) = File::open(&path) else {
-            return false;
-        };
-        matches!(file.try_lock(), Err(TryLockError::WouldBlock))
+        matches!(holder(&self.key_lock_path(key)), Holder::Live)
     }
 
-    /// The shared lock a run holds so that `accord gc` waits for it.
+    /// The lease a run holds so that `accord gc` waits for it; waits while gc runs.
     pub fn lock_shared_for_run(&self) -> Result<Lock, StoreError> {
-        let path = self.dir("gc.lock");
-        let file = open(&path)?;
-        file.lock_shared().map_err(io_at(&path))?;
-        Ok(Lock { _file: file })
+        let gc = self.dir("locks").join("gc.lock");
+        loop {
+            let lease = self
+                .dir("locks")
+                .join("runs")
+                .join(format!("{}.lease", Owner::new().token));
+            let lease = try_create(&lease)?.expect("lease names are unique");
+            match holder(&gc) {
+                Holder::Live => {
+                    drop(lease);
+                    std::thread::sleep(POLL);
+                }
+                _ => return Ok(lease),
+            }
+        }
     }
 
-    /// The exclusive lock `accord gc` holds; fails fast when a run is in progress.
+    /// The lock `accord gc` holds; `None` while a live run holds a lease.
     pub fn lock_exclusive_for_gc(&self) -> Result<Option<Lock>, StoreError> {
-        let path = self.dir("gc.lock");
-        let file = open(&path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Lock { _file: file })),
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) => Err(io_at(&path)(e)),
+        let Some(lock) = try_lock(&self.dir("locks").join("gc.lock"))? else {
+            return Ok(None);
+        };
+        let runs = self.dir("locks").join("runs");
+        if let Ok(entries) = std::fs::read_dir(&runs) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|e| e != "lease") {
+                    continue;
+                }
+                match holder(&path) {
+                    Holder::Live => return Ok(None),
+                    Holder::Stale => break_stale(&path),
+                    Holder::Free => {}
+                }
+            }
         }
+        Ok(Some(lock))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_owner(path: &Path, owner: &Owner) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, serde_json::to_vec(owner).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_held_lock_excludes_others_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        let first = try_lock(&path).unwrap().expect("free");
+        assert!(try_lock(&path).unwrap().is_none());
+        let owner = read_owner(&path).unwrap();
+        assert_eq!((owner.host, owner.pid), (host_name(), std::process::id()));
+        drop(first);
+        assert!(!path.exists());
+        assert!(try_lock(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_dead_local_owner_is_stale_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        // A child that has exited: its pid is free.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        write_owner(
+            &path,
+            &Owner {
+                pid,
+                ..Owner::new()
+            },
+        );
+        assert!(try_lock(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn another_hosts_lock_is_live_until_its_heartbeat_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        let remote = Owner {
+            host: "node-17".into(),
+            pid: 1,
+            ..Owner::new()
+        };
+        write_owner(&path, &remote);
+        assert!(
+            try_lock(&path).unwrap().is_none(),
+            "a fresh remote lock holds"
+        );
+        let old = SystemTime::now() - stale_after() - Duration::from_secs(5);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let lock = try_lock(&path)
+            .unwrap()
+            .expect("a silent remote lock is broken");
+        assert_eq!(read_owner(&path).unwrap().token, lock.token);
+    }
+
+    #[test]
+    fn gc_gives_way_to_a_live_run_and_runs_wait_for_gc() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let run = store.lock_shared_for_run().unwrap();
+        assert!(store.lock_exclusive_for_gc().unwrap().is_none());
+        drop(run);
+        let gc = store.lock_exclusive_for_gc().unwrap().expect("no runs");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiting = store.clone();
+        std::thread::spawn(move || {
+            let _lease = waiting.lock_shared_for_run().unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(600)).is_err());
+        drop(gc);
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
     }
 }

@@ -7,8 +7,10 @@
 //!   keys/ab/abcd….json            the parts of every key computed, for `accord status`
 //!   runs/<id>.json                run records: spec digest, stage keys, timings, backend
 //!   heads/<spec name>.json        the stage keys of each spec's latest run
-//!   locks/<key>.lock              per-key locks; `gc.lock` (shared by runs, exclusive for gc)
+//!   locks/<key>.lock              per-key lock files, with owner and heartbeat (see `lock`)
+//!   locks/runs/, locks/gc.lock    run leases, and the lock `accord gc` takes when none is live
 //!   work/<key>/                   row caches and checkpoints of stages in progress
+//!   slurm/                        job scripts, logs and records of stages sent to Slurm
 //!   tmp/                          artifacts being written (renamed into store/ when complete)
 //!   cache/file-digests/           digests of referenced files and models, by path+size+mtime
 //! ```
@@ -23,6 +25,7 @@
 pub mod artifact;
 pub mod file_digest;
 pub mod gc;
+pub mod jobs;
 pub mod key;
 pub mod lock;
 pub mod records;

@@ -1,0 +1,215 @@
+//! `executor: slurm` against a real Slurm cluster (`scripts/slurm-local.sh` starts a
+//! one-node one; `.ci/run` does, and sets `ACCORD_REQUIRE_SLURM=1` so that a missing
+//! cluster fails these tests instead of skipping them).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use common::{Workspace, accord_bin};
+
+/// Three stages, one of them in two variants: four jobs, one shared by both variants.
+const SPEC: &str = "\
+version: 1
+name: on-slurm
+seed: 3
+executor: slurm
+resources:
+  mem: 1G
+  time: '10:00'
+stages:
+  dilemmas:
+    kind: prompt_synthesis
+    with:
+      count: 6
+  pairs:
+    kind: persona_pairing
+    needs: [dilemmas]
+    with:
+      pairs_per_dilemma: 1
+  more_pairs:
+    kind: persona_pairing
+    needs: [dilemmas]
+    resources:
+      cpus: 1
+    with:
+      pairs_per_dilemma: 2
+ablations:
+  strategy:
+    stages.pairs.with.strategy: [max_conflict, random]
+";
+
+/// Whether a Slurm cluster answers; panics instead when CI requires one.
+fn slurm_available() -> bool {
+    let up = std::process::Command::new("sinfo")
+        .args(["--noheader", "--format=%t"])
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
+    if !up && std::env::var_os("ACCORD_REQUIRE_SLURM").is_some() {
+        panic!("no Slurm cluster answers `sinfo`; start one with scripts/slurm-local.sh");
+    }
+    if !up {
+        eprintln!("skipped: no Slurm cluster (scripts/slurm-local.sh starts one)");
+    }
+    up
+}
+
+fn workspace() -> Workspace {
+    let ws = Workspace::new();
+    ws.write("spec.yaml", SPEC);
+    ws
+}
+
+fn accord(ws: &Workspace, args: &[&str]) -> common::Output {
+    let mut cmd = ws.command(&accord_bin(), args);
+    cmd.env("ACCORD_SLURM_POLL_SECS", "0.5");
+    common::run(cmd)
+}
+
+/// `(stage label, job id)` for every `submitted job` line.
+fn submitted(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(": submitted job "))
+        .map(|(stage, id)| (stage.to_string(), id.to_string()))
+        .collect()
+}
+
+#[test]
+fn variants_run_as_dependent_jobs_and_a_rerun_submits_nothing() {
+    if !slurm_available() {
+        return;
+    }
+    let ws = workspace();
+    let out = accord(&ws, &["run", "spec.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let jobs = submitted(&out.stdout);
+    let stages: Vec<&str> = jobs.iter().map(|(s, _)| s.as_str()).collect();
+    // The shared stages are one job each; `pairs` differs between the variants.
+    assert_eq!(
+        stages,
+        [
+            "dilemmas",
+            "pairs [strategy=max_conflict]",
+            "more_pairs",
+            "pairs [strategy=random]"
+        ],
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.ends_with(
+            "strategy=max_conflict: 3 ran, 0 cached\nstrategy=random: 1 ran, 2 cached\n\
+             4 ran, 2 cached over 2 variants\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    for (stage, id) in &jobs {
+        assert!(
+            out.stderr.contains(&format!("{stage}: ran in ")) && out.stderr.contains(id),
+            "{}",
+            out.stderr
+        );
+    }
+    // Each job's script runs `accord` for its one stage, with the spec's resources.
+    let scripts = ws.path().join(".accord/slurm/scripts");
+    let script = std::fs::read_dir(&scripts)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("more_pairs-"))
+        .unwrap();
+    let text = std::fs::read_to_string(script.path()).unwrap();
+    assert!(
+        text.contains("--stage more_pairs --executor local"),
+        "{text}"
+    );
+
+    let status = accord(&ws, &["status", "spec.yaml"]);
+    assert_eq!(
+        status.stdout.matches("fresh").count(),
+        6,
+        "{}",
+        status.stdout
+    );
+    let again = accord(&ws, &["run", "spec.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(submitted(&again.stdout).is_empty(), "{}", again.stdout);
+    assert!(again.stdout.ends_with("0 ran, 6 cached over 2 variants\n"));
+}
+
+#[test]
+fn a_killed_job_is_reported_and_a_rerun_completes_only_it() {
+    if !slurm_available() {
+        return;
+    }
+    let ws = workspace();
+    let mut child = ws
+        .command(
+            &accord_bin(),
+            &["run", "spec.yaml", "--on-error", "keep-going"],
+        )
+        .env("ACCORD_SLURM_POLL_SECS", "0.5")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Cancel `more_pairs` as soon as it is submitted: it waits for `dilemmas`, so it is
+    // still queued.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let mut victim = None;
+    while victim.is_none() {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+        if let Some(id) = line.trim().strip_prefix("more_pairs: submitted job ") {
+            victim = Some(id.to_string());
+        }
+    }
+    let victim = victim.unwrap();
+    let cancelled = std::process::Command::new("scancel")
+        .arg(&victim)
+        .status()
+        .unwrap();
+    assert!(cancelled.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let exit = child.wait().unwrap();
+    seen.push_str(&rest);
+    assert_eq!(exit.code(), Some(1), "{seen}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "stage `more_pairs` failed: job {victim} ended CANCELLED"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        seen.contains("strategy=max_conflict: 2 ran, 0 cached, 1 failed"),
+        "{seen}"
+    );
+
+    let status = accord(&ws, &["status", "spec.yaml"]);
+    assert_eq!(
+        status.stdout.matches("fresh").count(),
+        4,
+        "{}",
+        status.stdout
+    );
+    let rerun = accord(&ws, &["run", "spec.yaml"]);
+    assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
+    let jobs = submitted(&rerun.stdout);
+    assert_eq!(jobs.len(), 1, "{}", rerun.stdout);
+    assert_eq!(jobs[0].0, "more_pairs");
+    assert!(
+        rerun.stdout.ends_with(
+            "strategy=max_conflict: 1 ran, 2 cached\nstrategy=random: 0 ran, 3 cached\n\
+             1 ran, 5 cached over 2 variants\n"
+        ),
+        "{}",
+        rerun.stdout
+    );
+}
