@@ -102,6 +102,14 @@ fn unknown_top_level_field() {
 }
 
 #[test]
+fn cluster_resources_in_slurm_spellings() {
+    let text = format!(
+        "{HEAD}executor: slurm\nstages:\n  dilemmas:\n    kind: prompt_synthesis\n    resources:\n      mem: 16GB\n      time: 4h\n      gpu: 1\n"
+    );
+    insta::assert_snapshot!("cluster_resources", errors(&text));
+}
+
+#[test]
 fn wrong_type() {
     let text = format!(
         "{HEAD}stages:\n  dilemmas:\n    kind: prompt_synthesis\n    with:\n      count: \"32\"\n"

@@ -97,6 +97,7 @@ const TOP_FIELDS: &[&str] = &[
     "resources",
 ];
 const STAGE_FIELDS: &[&str] = &["kind", "needs", "with", "resources"];
+const RESOURCE_FIELDS: &[&str] = &["gpus", "cpus", "mem", "time", "partition", "extra"];
 
 /// Reads, overrides and checks the spec at `file`.
 pub fn load(
@@ -437,7 +438,28 @@ impl Checker<'_> {
         if self.doc.at(path).is_none_or(is_null) {
             return Resources::default();
         }
-        let resources: Resources = self.typed(path).unwrap_or_default();
+        if !self.expect_mapping(
+            path,
+            "a mapping of `gpus`, `cpus`, `mem`, `time`, `partition`",
+        ) {
+            return Resources::default();
+        }
+        self.unknown_keys(path, RESOURCE_FIELDS);
+        // Memory may be written as a bare number of megabytes.
+        let text = |checker: &mut Self, field: &str| -> Option<String> {
+            match checker.typed::<Value>(&path.key(field))? {
+                Value::Number(n) => Some(n.to_string()),
+                _ => checker.typed(&path.key(field)),
+            }
+        };
+        let resources = Resources {
+            gpus: self.typed(&path.key("gpus")),
+            cpus: self.typed(&path.key("cpus")),
+            mem: text(self, "mem"),
+            time: text(self, "time"),
+            partition: self.typed(&path.key("partition")),
+            extra: self.typed(&path.key("extra")).unwrap_or_default(),
+        };
         for (field, message, expected) in resources.problems() {
             self.report(
                 path.key(field),
