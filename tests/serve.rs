@@ -25,22 +25,25 @@ impl Drop for Server {
 }
 
 fn serve(ws: &Workspace, name: &str) -> Server {
+    serve_with(ws, name, &[])
+}
+
+fn serve_with(ws: &Workspace, name: &str, extra: &[&str]) -> Server {
     let model = tiny_long_context(ws);
+    let mut args = vec![
+        "serve",
+        "--model",
+        &model,
+        "--name",
+        name,
+        "--port",
+        "0",
+        "--backend",
+        "flex",
+    ];
+    args.extend_from_slice(extra);
     let mut child = ws
-        .command(
-            &common::accord_bin(),
-            &[
-                "serve",
-                "--model",
-                &model,
-                "--name",
-                name,
-                "--port",
-                "0",
-                "--backend",
-                "flex",
-            ],
-        )
+        .command(&common::accord_bin(), &args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -283,6 +286,92 @@ fn a_pipeline_judges_through_accord_serve_and_resumes_after_the_endpoint_fails()
         .len(),
         4
     );
+}
+
+/// `judged_spec` with the judge served by several URLs, `per_url` requests at a time each.
+fn spread_spec(policy: &str, urls: &[&str], per_url: usize, count: usize) -> String {
+    let one = judged_spec(policy, "URLS", count);
+    one.replace(
+        "endpoint: URLS\n",
+        &format!(
+            "endpoint: [{}]\n    concurrency: {per_url}\n",
+            urls.join(", ")
+        ),
+    )
+    .replace("attempts: 2,", "attempts: 2, concurrency: 6,")
+}
+
+fn scores_of(ws: &Workspace) -> (Vec<Option<f64>>, Vec<String>) {
+    let path = ws.accord(&["show", "spec.yaml", "scores", "--path"]);
+    let batch = read_parquet(&ws.path().join(path.stdout.trim()));
+    let ca = batch
+        .column_by_name("ca_score")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap()
+        .clone();
+    let ca = (0..ca.len())
+        .map(|i| (!ca.is_null(i)).then(|| ca.value(i)))
+        .collect();
+    (ca, strings(&batch, "rationale"))
+}
+
+#[test]
+fn a_judge_spread_over_three_servers_survives_losing_one_with_the_same_results() {
+    // One batch per request, so no answer depends on what it was batched with.
+    let ws = Workspace::new();
+    let servers: Vec<Server> = (0..3)
+        .map(|_| serve_with(&ws, "tiny", &["--max-batch", "1"]))
+        .collect();
+    let policy = tiny_long_context(&ws);
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+    ws.write("spec.yaml", &spread_spec(&policy, &url_refs, 2, 8));
+    let mut run = ws
+        .command(
+            &common::accord_bin(),
+            &["run", "spec.yaml", "--backend", "flex"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the second server once the judge has started.
+    let mut stderr = BufReader::new(run.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+        if line.starts_with("scores: running") {
+            break;
+        }
+    }
+    let mut servers = servers;
+    drop(servers.remove(1));
+    std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
+    let exit = run.wait().unwrap();
+    assert!(exit.success(), "{seen}");
+    assert!(seen.contains("scores: 8 computed, 0 cached"), "{seen}");
+    assert!(
+        seen.contains(&format!(
+            "scores: endpoint {}/chat/completions failed",
+            urls[1]
+        )) && seen.contains("taken out for"),
+        "{seen}"
+    );
+    let spread = scores_of(&ws);
+
+    // The same judgements from one server alone.
+    let alone = Workspace::new();
+    let policy = tiny_long_context(&alone);
+    alone.write("spec.yaml", &spread_spec(&policy, &[&servers[0].url], 2, 8));
+    let out = alone.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let single = scores_of(&alone);
+    assert_eq!(spread.0.len(), 8);
+    assert_eq!(spread, single);
 }
 
 #[test]

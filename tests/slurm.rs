@@ -213,3 +213,50 @@ fn a_killed_job_is_reported_and_a_rerun_completes_only_it() {
         rerun.stdout
     );
 }
+
+#[test]
+fn ctrl_c_cancels_the_submitted_jobs() {
+    if !slurm_available() {
+        return;
+    }
+    let ws = workspace();
+    let mut child = ws
+        .command(&accord_bin(), &["run", "spec.yaml"])
+        .env("ACCORD_SLURM_POLL_SECS", "0.5")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut ids = Vec::new();
+    while ids.len() < 4 {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0);
+        if let Some((_, id)) = line.trim().split_once(": submitted job ") {
+            ids.push(id.to_string());
+        }
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Slurm jobs"), "{stderr}");
+    // The jobs that had not finished are cancelled, not left in the queue.
+    let queue = std::process::Command::new("squeue")
+        .args(["--noheader", "--states=all", "--format=%i %T", "--jobs"])
+        .arg(ids.join(","))
+        .output()
+        .unwrap();
+    let queue = String::from_utf8_lossy(&queue.stdout);
+    assert!(
+        !queue.contains("PENDING") && !queue.contains("RUNNING"),
+        "{queue}"
+    );
+    assert!(queue.contains("CANCELLED"), "{queue}");
+    assert!(std::fs::read_dir(ws.path().join(".accord/slurm/jobs")).map_or(0, |d| d.count()) == 0);
+}

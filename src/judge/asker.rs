@@ -86,23 +86,39 @@ impl Asker {
                 }
                 Ok(out)
             }
-            Asker::Endpoint { name, endpoint } => questions
-                .iter()
-                .map(|question| {
-                    ctx.check_cancelled()?;
-                    let rating = openai::rate(endpoint, &[Message::new("user", question)])
-                        .map_err(|e| StageError::Failed(format!("judge `{name}`: {e}")))?;
-                    let Rating::Distribution(over_digits) = rating else {
-                        return Ok(None);
-                    };
-                    let mass: Vec<f64> = digits
-                        .iter()
-                        .map(|d| d.parse::<usize>().map_or(0.0, |d| over_digits[d.min(5)]))
-                        .collect();
-                    let total: f64 = mass.iter().sum();
-                    Ok((total > 0.0).then(|| mass.iter().map(|m| m / total).collect()))
-                })
-                .collect(),
+            Asker::Endpoint { name, endpoint } => {
+                let answers = Self::ask_endpoint(name, endpoint, questions, digits, ctx);
+                for notice in endpoint.take_notices() {
+                    ctx.progress.note(&format!("{}: {notice}", ctx.name));
+                }
+                answers
+            }
         }
+    }
+
+    fn ask_endpoint(
+        name: &str,
+        endpoint: &Endpoint,
+        questions: &[String],
+        digits: &[&str],
+        ctx: &StageContext,
+    ) -> Result<Vec<Option<Vec<f64>>>, StageError> {
+        questions
+            .iter()
+            .map(|question| {
+                ctx.check_cancelled()?;
+                let rating = openai::rate(endpoint, &[Message::new("user", question)])
+                    .map_err(|e| StageError::Failed(format!("judge `{name}`: {e}")))?;
+                let Rating::Distribution(over_digits) = rating else {
+                    return Ok(None);
+                };
+                let mass: Vec<f64> = digits
+                    .iter()
+                    .map(|d| d.parse::<usize>().map_or(0.0, |d| over_digits[d.min(5)]))
+                    .collect();
+                let total: f64 = mass.iter().sum();
+                Ok((total > 0.0).then(|| mass.iter().map(|m| m / total).collect()))
+            })
+            .collect()
     }
 }

@@ -507,6 +507,26 @@ impl Checker<'_> {
                     },
                 );
             }
+            if model.endpoint.as_ref().is_some_and(|e| e.urls().is_empty()) {
+                self.report(
+                    model_path.key("endpoint"),
+                    Place::Value,
+                    SpecError::InvalidValue {
+                        message: "the list of endpoints is empty".into(),
+                        expected: "a URL, or a list of at least one".into(),
+                    },
+                );
+            }
+            if model.concurrency == Some(0) {
+                self.report(
+                    model_path.key("concurrency"),
+                    Place::Value,
+                    SpecError::InvalidValue {
+                        message: "no request could ever be sent".into(),
+                        expected: "at least 1".into(),
+                    },
+                );
+            }
             if model.endpoint.is_some() && model.model.is_none() {
                 self.report(
                     model_path.key("model"),

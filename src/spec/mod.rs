@@ -116,9 +116,14 @@ pub struct ModelSpec {
     /// Precision of an in-process model on backends that support it: `f32`, `f16`, `bf16`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub dtype: Dtype,
-    /// Base URL of an OpenAI-compatible API, e.g. `http://127.0.0.1:8000/v1`.
+    /// Base URL of an OpenAI-compatible API, e.g. `http://127.0.0.1:8000/v1`, or a list
+    /// of them serving the same model: requests are spread over the list, and one that
+    /// stops answering is taken out and tried again later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
+    pub endpoint: Option<EndpointUrls>,
+    /// Requests in flight at once to each endpoint URL (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
     /// The model name the endpoint serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -128,6 +133,23 @@ pub struct ModelSpec {
     /// The environment variable holding the endpoint's API key (the key never enters a spec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+}
+
+/// One endpoint URL or several serving the same model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum EndpointUrls {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl EndpointUrls {
+    pub fn urls(&self) -> Vec<&str> {
+        match self {
+            EndpointUrls::One(url) => vec![url.as_str()],
+            EndpointUrls::Many(urls) => urls.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 impl ModelSpec {

@@ -82,7 +82,8 @@ pub struct Params {
     /// Dialogues judged in one batch (in-process judge).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Requests in flight at once (endpoint judge).
+    /// Requests in flight at once over all the judge's endpoint URLs (endpoint judge; each
+    /// URL also takes at most the model's `concurrency`).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     /// Seconds one request may take (endpoint judge).
@@ -433,6 +434,9 @@ fn judge_with_endpoint(
             });
         }
     });
+    for notice in endpoint.take_notices() {
+        ctx.progress.note(&format!("{}: {notice}", ctx.name));
+    }
     ctx.check_cancelled()?;
     if let Some(e) = failure.into_inner().expect("threads are done") {
         return Err(e);
