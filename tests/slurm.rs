@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::process::{Child, ChildStdout, Stdio};
 
 use common::{Workspace, accord_bin};
 
@@ -67,6 +67,25 @@ fn accord(ws: &Workspace, args: &[&str]) -> common::Output {
     common::run(cmd)
 }
 
+/// Starts `accord ARGS` with piped output; returns it and its stdout.
+fn spawn(ws: &Workspace, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
+    let mut child = ws
+        .command(&accord_bin(), args)
+        .env("ACCORD_SLURM_POLL_SECS", "0.5")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    (child, stdout)
+}
+
+/// How many stages (over all variants) `accord status` calls fresh.
+fn fresh(ws: &Workspace) -> usize {
+    let status = accord(ws, &["status", "spec.yaml"]);
+    status.stdout.matches("fresh").count()
+}
+
 /// `(stage label, job id)` for every `submitted job` line.
 fn submitted(stdout: &str) -> Vec<(String, String)> {
     stdout
@@ -122,17 +141,15 @@ fn variants_run_as_dependent_jobs_and_a_rerun_submits_nothing() {
         .unwrap();
     let text = std::fs::read_to_string(script.path()).unwrap();
     assert!(
-        text.contains("--stage more_pairs --executor local"),
+        text.contains("--stage more_pairs --identity ") && text.contains("--executor local"),
         "{text}"
     );
 
-    let status = accord(&ws, &["status", "spec.yaml"]);
-    assert_eq!(
-        status.stdout.matches("fresh").count(),
-        6,
-        "{}",
-        status.stdout
-    );
+    assert_eq!(fresh(&ws), 6);
+    // The run recorded every variant whole, so garbage collection keeps all of it.
+    let gc = accord(&ws, &["gc", "--dry-run"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert!(!gc.stdout.contains("would remove `"), "{}", gc.stdout);
     let again = accord(&ws, &["run", "spec.yaml"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(submitted(&again.stdout).is_empty(), "{}", again.stdout);
@@ -192,13 +209,7 @@ fn a_killed_job_is_reported_and_a_rerun_completes_only_it() {
         "{seen}"
     );
 
-    let status = accord(&ws, &["status", "spec.yaml"]);
-    assert_eq!(
-        status.stdout.matches("fresh").count(),
-        4,
-        "{}",
-        status.stdout
-    );
+    assert_eq!(fresh(&ws), 4);
     let rerun = accord(&ws, &["run", "spec.yaml"]);
     assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
     let jobs = submitted(&rerun.stdout);
@@ -220,14 +231,7 @@ fn ctrl_c_cancels_the_submitted_jobs() {
         return;
     }
     let ws = workspace();
-    let mut child = ws
-        .command(&accord_bin(), &["run", "spec.yaml"])
-        .env("ACCORD_SLURM_POLL_SECS", "0.5")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut child, mut stdout) = spawn(&ws, &["run", "spec.yaml"]);
     let mut ids = Vec::new();
     while ids.len() < 4 {
         let mut line = String::new();
@@ -259,4 +263,31 @@ fn ctrl_c_cancels_the_submitted_jobs() {
     );
     assert!(queue.contains("CANCELLED"), "{queue}");
     assert!(std::fs::read_dir(ws.path().join(".accord/slurm/jobs")).map_or(0, |d| d.count()) == 0);
+}
+
+#[test]
+fn a_job_refuses_a_stage_that_changed_since_it_was_submitted() {
+    // What a job runs; no cluster needed.
+    let ws = workspace();
+    let out = accord(
+        &ws,
+        &[
+            "run",
+            "spec.yaml",
+            "--variant",
+            "strategy=random",
+            "--stage",
+            "pairs",
+            "--identity",
+            "0123",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("stage `pairs` is not what this job was submitted for"),
+        "{}",
+        out.stderr
+    );
+    assert!(ws.entries().is_empty());
 }

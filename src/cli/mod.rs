@@ -98,6 +98,9 @@ pub enum Command {
         /// Slurm job runs).
         #[arg(long, value_name = "STAGE", hide = true)]
         stage: Option<String>,
+        /// With `--stage`: fail unless the stage is still the one submitted (its identity).
+        #[arg(long, value_name = "ID", hide = true, requires = "stage")]
+        identity: Option<String>,
     },
     /// Show whether each stage is fresh, stale (and why) or missing.
     Status {
@@ -243,6 +246,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
             on_error,
             executor,
             stage,
+            identity,
         } => run::run(
             &spec,
             registry,
@@ -252,6 +256,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
                 on_error,
                 executor,
                 stage,
+                identity,
             },
             cli.quiet,
         ),

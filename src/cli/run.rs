@@ -21,6 +21,8 @@ pub struct RunArgs {
     pub executor: Option<Executor>,
     /// Compute only this stage (a Slurm job).
     pub stage: Option<String>,
+    /// The identity the stage had when its job was submitted.
+    pub identity: Option<String>,
 }
 
 pub fn run(
@@ -35,6 +37,7 @@ pub fn run(
         on_error,
         executor,
         stage,
+        identity,
     } = args;
     let Some(mut plans) = plans_or_report(spec, registry)? else {
         return Ok(1);
@@ -51,6 +54,17 @@ pub fn run(
             );
             return Ok(2);
         };
+        if let Some(expected) = &identity
+            && slurm::stage_identity(&plans[0], i) != *expected
+        {
+            anstream::eprintln!(
+                "{}: stage `{name}` is not what this job was submitted for: the spec, a file \
+                 it names, or an override changed since\n  = hint: run `accord run` again \
+                 to submit what the spec describes now",
+                crate::output::error_label()
+            );
+            return Ok(1);
+        }
         plans = vec![plans[0].upstream_of(i)];
     }
     let _ = ctrlc::set_handler(|| {

@@ -269,17 +269,20 @@ impl Endpoint {
         let shown = &pool.servers[i].shown;
         match sent {
             Sent::Transient(reason) => {
-                health.failures[i] += 1;
-                let out = (self.backoff * 2u32.saturating_pow(health.failures[i] - 1))
-                    .min(LONGEST_TIME_OUT);
+                // Requests that were in flight when a server failed count as one failure.
                 let already_out = health.down_until[i].is_some_and(|t| t > Instant::now());
-                health.down_until[i] = Some(Instant::now() + out);
-                if pool.servers.len() > 1 && !already_out {
-                    let notice = format!(
-                        "endpoint {shown} failed ({reason}); taken out for {:.1}s",
-                        out.as_secs_f64()
-                    );
-                    health.notices.push(notice);
+                if !already_out {
+                    health.failures[i] += 1;
+                    let out = (self.backoff * 2u32.saturating_pow(health.failures[i] - 1))
+                        .min(LONGEST_TIME_OUT);
+                    health.down_until[i] = Some(Instant::now() + out);
+                    if pool.servers.len() > 1 {
+                        let notice = format!(
+                            "endpoint {shown} failed ({reason}); taken out for {:.1}s",
+                            out.as_secs_f64()
+                        );
+                        health.notices.push(notice);
+                    }
                 }
             }
             _ => {

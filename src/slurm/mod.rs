@@ -26,8 +26,8 @@ use crate::plan::Plan;
 use crate::progress::{Progress, StageProgress};
 use crate::spec::{Backend, Resources};
 use crate::status::{State, status};
-use crate::store::Store;
 use crate::store::jobs::JobRecord;
+use crate::store::{RunRecord, StageRecord, Store};
 use scheduler::{JobState, SlurmError};
 
 /// How to submit and follow.
@@ -113,6 +113,12 @@ fn structural_ids(plan: &Plan) -> Vec<String> {
     ids
 }
 
+/// The identity of stage `i` (see [`structural_ids`]): a job checks that the stage it
+/// was submitted for is still the one the spec describes.
+pub fn stage_identity(plan: &Plan, i: usize) -> String {
+    structural_ids(plan).swap_remove(i)
+}
+
 /// The resources of stage `i`'s job: the stage's, the spec's, then its kind's defaults
 /// (without a GPU when none of its models runs in-process on a GPU backend).
 fn resources(plan: &Plan, i: usize) -> Resources {
@@ -170,6 +176,8 @@ fn script(plan_file: &Path, store: &Store, options: &SlurmOptions, job: &Job) ->
     words.extend([
         "--stage".into(),
         job.stage.clone(),
+        "--identity".into(),
+        job.identity.clone(),
         "--executor".into(),
         "local".into(),
         "--jobs".into(),
@@ -178,10 +186,10 @@ fn script(plan_file: &Path, store: &Store, options: &SlurmOptions, job: &Job) ->
     let command: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
     format!(
         "#!/bin/sh\n\
-         # Stage `{}` (written by `accord run --executor slurm`; the run's log is beside it).\n\
+         # Stage `{}`, written by `accord run --executor slurm`.\n\
          if [ -n \"${{SLURM_CPUS_PER_TASK:-}}\" ]; then export RAYON_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi\n\
          exec {}\n",
-        job.label,
+        job.stage,
         command.join(" ")
     )
 }
@@ -231,6 +239,10 @@ pub fn run(
 ) -> Result<i32, SlurmError> {
     let spec_name = plans[0].loaded.spec.name.clone();
     let several = plans.len() > 1;
+    let started_at = jiff::Timestamp::now();
+    let started = Instant::now();
+    // `accord gc` waits while this run follows its jobs.
+    let _lease = store.lock_shared_for_run()?;
     // Jobs an earlier run submitted that are still queued or running.
     let live: Vec<(JobRecord, JobState)> = live_jobs(store)
         .into_iter()
@@ -240,11 +252,14 @@ pub fn run(
     let mut by_identity: HashMap<String, usize> = HashMap::new();
     // Per variant: its name, how many stages were cached, the jobs it waits for.
     let mut variants: Vec<(Option<String>, usize, Vec<usize>)> = Vec::new();
+    // Per plan and stage: the job computing it (`None`: cached).
+    let mut stage_jobs: Vec<Vec<Option<usize>>> = Vec::new();
     for plan in plans {
         let states = status(plan, store);
         let ids = structural_ids(plan);
         let mut cached = 0;
         let mut mine = Vec::new();
+        let mut by_stage = vec![None; plan.stages.len()];
         for (i, stage) in plan.stages.iter().enumerate() {
             if states[i].state == State::Fresh {
                 cached += 1;
@@ -253,11 +268,12 @@ pub fn run(
             if let Some(&j) = by_identity.get(&ids[i]) {
                 jobs[j].variants.push(plan.variant.clone());
                 mine.push(j);
+                by_stage[i] = Some(j);
                 continue;
             }
-            let adopted = live
-                .iter()
-                .find(|(r, _)| r.stage == stage.name && r.variants.contains(&plan.variant));
+            by_stage[i] = Some(jobs.len());
+            // The same stage with the same settings and upstream, not merely the same name.
+            let adopted = live.iter().find(|(r, _)| r.identity == ids[i]);
             let deps = stage
                 .after
                 .iter()
@@ -284,6 +300,7 @@ pub fn run(
             });
         }
         variants.push((plan.variant.clone(), cached, mine));
+        stage_jobs.push(by_stage);
     }
 
     // A stage every variant shares is named plainly; others name their variants.
@@ -343,8 +360,8 @@ pub fn run(
                     .map(|job| job.id.clone())
                     .collect();
                 scheduler::cancel(&submitted);
-                for job in &jobs[..j] {
-                    store.remove_job(&job.id);
+                for id in &submitted {
+                    store.remove_job(id);
                 }
                 return Err(e);
             }
@@ -353,6 +370,7 @@ pub fn run(
         jobs[j].id = id;
         let _ = store.save_job(&JobRecord {
             job: jobs[j].id.clone(),
+            identity: jobs[j].identity.clone(),
             spec_name: spec_name.clone(),
             stage: jobs[j].stage.clone(),
             variants: jobs[j].variants.clone(),
@@ -365,6 +383,18 @@ pub fn run(
     }
 
     let interrupted = follow(&mut jobs, store, options, progress, cancel)?;
+    // One complete record per variant, as a local run writes: the jobs' own records cover
+    // only their stage and its inputs, and `accord gc` keeps each variant's latest.
+    for (plan, by_stage) in plans.iter().zip(&stage_jobs) {
+        let _ = store.save_run(&run_record(
+            plan,
+            store,
+            options,
+            by_stage,
+            &jobs,
+            (started_at, started.elapsed().as_secs_f64()),
+        ));
+    }
 
     for job in &jobs {
         if let Tracked::Skipped(reason) = &job.tracked {
@@ -414,6 +444,83 @@ pub fn run(
     })
 }
 
+/// The run record of `plan` after its jobs: each stage's key and digest as the store now
+/// has them, and what happened to it.
+fn run_record(
+    plan: &Plan,
+    store: &Store,
+    options: &SlurmOptions,
+    by_stage: &[Option<usize>],
+    jobs: &[Job],
+    (started_at, seconds): (jiff::Timestamp, f64),
+) -> RunRecord {
+    let now = status(plan, store);
+    let stages: Vec<StageRecord> =
+        plan.stages
+            .iter()
+            .zip(&now)
+            .zip(by_stage)
+            .map(|((stage, state), job)| {
+                let job = job.map(|j| &jobs[j]);
+                let (name, error) = match job.map(|j| &j.tracked) {
+                    None => ("cached", None),
+                    Some(Tracked::Done) if job.is_some_and(|j| j.variants[0] != plan.variant) => {
+                        ("cached", None)
+                    }
+                    Some(Tracked::Done) => ("ran", None),
+                    Some(Tracked::Skipped(reason)) => ("skipped", Some(reason.clone())),
+                    Some(Tracked::Queued | Tracked::Running) => ("interrupted", None),
+                    Some(Tracked::Failed) => (
+                        "failed",
+                        job.map(|j| format!("job {} failed; see {}", j.id, j.log.display())),
+                    ),
+                };
+                let fresh = state.state == State::Fresh;
+                StageRecord {
+                    name: stage.name.clone(),
+                    kind: stage.kind.kind().into(),
+                    key: state.key.clone().filter(|_| fresh),
+                    digest: state.key.as_ref().filter(|_| fresh).and_then(|k| {
+                        match store.lookup(k) {
+                            crate::store::Lookup::Hit(meta) => Some(meta.digest),
+                            _ => None,
+                        }
+                    }),
+                    state: name.into(),
+                    seconds: 0.0,
+                    error,
+                }
+            })
+            .collect();
+    let outcome = if stages.iter().any(|s| s.state == "interrupted") {
+        "interrupted"
+    } else if stages
+        .iter()
+        .all(|s| matches!(s.state.as_str(), "ran" | "cached"))
+    {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    RunRecord {
+        id: crate::store::records::new_run_id(),
+        spec: plan.loaded.file.display().to_string(),
+        spec_name: plan.loaded.spec.name.clone(),
+        spec_digest: plan.loaded.digest.clone(),
+        variant: plan.variant.clone(),
+        overrides: options.overrides.clone(),
+        started_at: started_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        seconds,
+        outcome: outcome.into(),
+        accord_version: crate::VERSION.into(),
+        commit: crate::COMMIT.map(String::from),
+        backend: None,
+        adapter: None,
+        threads: 0,
+        stages,
+    }
+}
+
 /// Polls until every job has finished; `true` if Ctrl-C cancelled them.
 fn follow(
     jobs: &mut [Job],
@@ -424,6 +531,7 @@ fn follow(
 ) -> Result<bool, SlurmError> {
     let poll = poll_interval();
     let mut stopping = false;
+    let mut query_failures = 0;
     loop {
         let open: Vec<String> = jobs
             .iter()
@@ -434,19 +542,43 @@ fn follow(
             return Ok(false);
         }
         if cancel.load(Ordering::SeqCst) {
-            scheduler::cancel(&open);
+            // Only this run's jobs: ones it found already queued belong to another run.
+            let mine: Vec<String> = jobs
+                .iter()
+                .filter(|j| !j.adopted && open.contains(&j.id))
+                .map(|j| j.id.clone())
+                .collect();
+            scheduler::cancel(&mine);
             for job in jobs.iter_mut() {
                 if let Some(bar) = job.bar.take() {
                     bar.finish();
                 }
-                if open.contains(&job.id) {
+                if mine.contains(&job.id) {
                     store.remove_job(&job.id);
                 }
             }
-            anstream::eprintln!("interrupted: cancelled {} Slurm jobs", open.len());
+            anstream::eprintln!("interrupted: cancelled {} Slurm jobs", mine.len());
             return Ok(true);
         }
-        let states = scheduler::states(&open)?;
+        // A failed query (a busy controller) is not a verdict on the jobs: ask again.
+        let states = match scheduler::states(&open) {
+            Ok(states) => {
+                query_failures = 0;
+                states
+            }
+            Err(e @ SlurmError::Missing { .. }) => return Err(e),
+            Err(e) => {
+                query_failures += 1;
+                if query_failures == 1 {
+                    progress.println(&format!(
+                        "{}: {e}; asking again",
+                        crate::output::warning_label()
+                    ));
+                }
+                wait(poll, cancel);
+                continue;
+            }
+        };
         for j in 0..jobs.len() {
             let Some(state) = states.get(&jobs[j].id) else {
                 continue;
@@ -519,7 +651,7 @@ fn follow(
                         stopping = true;
                         let queued: Vec<String> = jobs
                             .iter()
-                            .filter(|j| j.tracked == Tracked::Queued)
+                            .filter(|j| j.tracked == Tracked::Queued && !j.adopted)
                             .map(|j| j.id.clone())
                             .collect();
                         scheduler::cancel(&queued);
@@ -543,10 +675,15 @@ fn follow(
                 }
             }
         }
-        let started = Instant::now();
-        while started.elapsed() < poll && !cancel.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait(poll, cancel);
+    }
+}
+
+/// Sleeps for `poll`, or until Ctrl-C.
+fn wait(poll: Duration, cancel: &AtomicBool) {
+    let started = Instant::now();
+    while started.elapsed() < poll && !cancel.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -558,6 +695,7 @@ pub fn live_jobs(store: &Store) -> Vec<(JobRecord, JobState)> {
         return Vec::new();
     }
     let ids: Vec<String> = records.iter().map(|r| r.job.clone()).collect();
+    // Without an answer nothing is known: keep every record.
     let Ok(states) = scheduler::states(&ids) else {
         return Vec::new();
     };

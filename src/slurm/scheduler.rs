@@ -16,6 +16,13 @@ pub enum SlurmError {
     },
     #[error("`sbatch` refused the job for `{stage}`: {message}")]
     Refused { stage: String, message: String },
+    #[error("`{command}` failed: {message}")]
+    Query {
+        command: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Where a job is.
@@ -123,6 +130,15 @@ pub fn states(ids: &[String]) -> Result<BTreeMap<String, JobState>, SlurmError> 
             command: "squeue",
             source,
         })?;
+    // `squeue` fails for ids it no longer knows only when *all* are unknown; other
+    // failures (a controller that times out) leave the states unknown, not ended.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !stderr.contains("Invalid job id") {
+        return Err(SlurmError::Query {
+            command: "squeue",
+            message: stderr.trim().to_string(),
+        });
+    }
     read_states(&out.stdout, &mut found);
     let missing: Vec<&String> = ids.iter().filter(|id| !found.contains_key(*id)).collect();
     if !missing.is_empty()

@@ -228,9 +228,7 @@ impl Store {
             return Ok(());
         }
         // Move it out of the way first so that no reader sees a half-deleted entry.
-        let trash = self
-            .dir("tmp")
-            .join(format!("{}-{}-removed", &key[..16], std::process::id()));
+        let trash = self.dir("tmp").join(format!("{}removed", tmp_prefix(key)));
         std::fs::create_dir_all(self.dir("tmp")).map_err(io_at(&trash))?;
         std::fs::rename(&dir, &trash).map_err(io_at(&dir))?;
         std::fs::remove_dir_all(&trash).map_err(io_at(&trash))
@@ -241,7 +239,7 @@ impl Store {
         let tmp_root = self.dir("tmp");
         std::fs::create_dir_all(&tmp_root).map_err(io_at(&tmp_root))?;
         let tmp = tempfile::Builder::new()
-            .prefix(&format!("{}-{}-", &artifact.key[..16], std::process::id()))
+            .prefix(&tmp_prefix(artifact.key))
             .tempdir_in(&tmp_root)
             .map_err(io_at(&tmp_root))?;
         let data_path = tmp.path().join("data.parquet");
@@ -420,19 +418,28 @@ impl Store {
         })
     }
 
-    /// Removes temporary folders left by processes that died while writing (`kill -9`).
+    /// Removes temporary folders left by processes that died while writing (`kill -9`):
+    /// this host's whose process is gone, and any older than a day (another host's
+    /// process cannot be checked from here).
     pub fn clean_abandoned_writes(&self) {
         let Ok(entries) = std::fs::read_dir(self.dir("tmp")) else {
             return;
         };
+        let here = host_tag();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            let mut parts = name.splitn(3, '-');
+            let pid = parts.nth(1).and_then(|p| p.parse::<u32>().ok());
+            let host = parts
+                .next()
+                .and_then(|rest| rest.split_once('~'))
+                .map(|(h, _)| h);
+            let local = host.is_none_or(|h| h == here);
             let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
             let old = modified(&entry.path())
                 .elapsed()
                 .is_ok_and(|age| age > Duration::from_secs(24 * 3600));
-            if pid.is_some() && (!alive || old) && cfg!(target_os = "linux") {
+            if pid.is_some() && ((local && !alive) || old) && cfg!(target_os = "linux") {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
@@ -454,6 +461,16 @@ impl Store {
         dirs.sort();
         Ok(dirs)
     }
+}
+
+/// This host's name as temporary folder names carry it (no `-` or `~`).
+fn host_tag() -> String {
+    super::lock::host_name().replace(['-', '~', '/'], "_")
+}
+
+/// `KEY16-PID-HOST~`: whose temporary folder it is, for [`Store::clean_abandoned_writes`].
+fn tmp_prefix(key: &str) -> String {
+    format!("{}-{}-{}~", &key[..16], std::process::id(), host_tag())
 }
 
 /// The modification time of a path as seconds since the epoch, for sorting.

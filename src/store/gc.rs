@@ -136,6 +136,15 @@ impl Store {
                 if dir == "work" && (live_keys.contains(key) || !(work || finished)) {
                     continue;
                 }
+                // Only key locks nobody holds: never gc's own lock, the runs' leases, or
+                // files in the middle of being taken.
+                if dir == "locks"
+                    && (name == "gc.lock"
+                        || !name.ends_with(".lock")
+                        || super::lock::held(&entry.path()))
+                {
+                    continue;
+                }
                 report.freed += remove(&entry.path(), dry_run)?;
             }
         }

@@ -11,6 +11,10 @@ use super::{Store, StoreError, write_atomic};
 pub struct JobRecord {
     /// The scheduler's job id.
     pub job: String,
+    /// What the job computes: the stage's settings and upstream (see `crate::slurm`), so
+    /// that a later run adopts it only for the very same stage.
+    #[serde(default)]
+    pub identity: String,
     pub spec_name: String,
     pub stage: String,
     /// The variants whose plans this job serves (`None`: the spec has no ablations).

@@ -6,10 +6,11 @@
 //! hard-linked into place, which succeeds for exactly one process even over NFS. The
 //! record names the owner (host, pid, a random token); while it is held, a heartbeat
 //! thread touches the file every few seconds. A lock is stale, and is broken, when its
-//! owner is a dead process on this host, or when its heartbeat is older than
-//! [`stale_after`] (60 s; `ACCORD_LOCK_STALE_SECS`), which covers a node that crashed.
-//! Breaking renames the file aside first, so two processes breaking the same lock cannot
-//! remove a fresh one.
+//! owner is on this host and is no longer running (its pid gone, or taken by a process
+//! that started later), or is on another host and its heartbeat is older than
+//! [`stale_after`] (60 s; `ACCORD_LOCK_STALE_SECS`), which covers a node that crashed
+//! (this assumes the hosts' clocks agree to well within that). Breakers take turns and
+//! look again before removing, so none removes a lock that was just taken.
 //!
 //! Locks in use:
 //! - `locks/<key>.lock`: two runs never compute the same key at once; the second waits,
@@ -51,26 +52,26 @@ pub struct Owner {
     pub token: String,
     /// When the lock was taken (RFC 3339).
     pub since: String,
+    /// When the owning process started, to tell it from a later one with its pid.
+    #[serde(default)]
+    pub started: Option<u64>,
 }
 
 impl Owner {
     fn new() -> Owner {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let now = jiff::Timestamp::now();
-        let token = blake3::hash(
-            format!(
-                "{now:?}{}{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            )
-            .as_bytes(),
-        )
-        .to_hex()[..16]
-            .to_string();
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token =
+            blake3::hash(format!("{now:?}{}{n}{}", std::process::id(), host_name()).as_bytes())
+                .to_hex()[..16]
+                .to_string();
         Owner {
             host: host_name(),
             pid: std::process::id(),
             token,
             since: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            started: process_start(std::process::id()),
         }
     }
 }
@@ -166,25 +167,56 @@ fn holder(path: &Path) -> Holder {
         .and_then(|m| SystemTime::now().duration_since(m).ok())
         .unwrap_or_default();
     match read_owner(path) {
-        Some(owner) if owner.host == host_name() && !process_alive(owner.pid) => Holder::Stale,
+        // On this host the process table decides, however long the heartbeat has been
+        // silent (a process stopped with Ctrl-Z still holds its locks).
+        Some(owner) if owner.host == host_name() => {
+            let same_process = process_alive(owner.pid)
+                && owner
+                    .started
+                    .is_none_or(|started| process_start(owner.pid) == Some(started));
+            if same_process {
+                Holder::Live
+            } else {
+                Holder::Stale
+            }
+        }
         _ if age > stale_after() => Holder::Stale,
         // Readable or not (being written), a recent file is held.
         _ => Holder::Live,
     }
 }
 
-/// Removes a stale lock without ever removing a live one that replaced it meanwhile.
+/// Removes the lock at `path` if it is still stale. Breakers take turns through a
+/// `.break` file, so none can remove a lock that another breaker has just created.
 fn break_stale(path: &Path) {
-    let before = read_owner(path);
-    let aside = path.with_extension(format!("stale-{}", Owner::new().token));
-    if std::fs::rename(path, &aside).is_err() {
+    let guard = path.with_extension("break");
+    let taken = OpenOptions::new().write(true).create_new(true).open(&guard);
+    if taken.is_err() {
+        // Another process is breaking it; its guard lives for microseconds, unless that
+        // process died holding it.
+        let abandoned = std::fs::metadata(&guard)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|age| age > Duration::from_secs(10));
+        if abandoned {
+            let _ = std::fs::remove_file(&guard);
+        }
         return;
     }
-    if read_owner(&aside) != before {
-        // Someone took the lock between our look and the rename: put theirs back.
-        let _ = std::fs::hard_link(&aside, path);
+    if matches!(holder(path), Holder::Stale) {
+        let _ = std::fs::remove_file(path);
     }
-    let _ = std::fs::remove_file(&aside);
+    let _ = std::fs::remove_file(&guard);
+}
+
+/// When process `pid` started (clock ticks after boot), so that a recycled pid is not
+/// taken for the lock's owner; `None` where `/proc` does not say.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Tries once to create `path` holding this process's record.
@@ -207,9 +239,16 @@ fn try_create(path: &Path) -> Result<Option<Lock>, StoreError> {
             .map_err(io_at(&private))?;
     }
     let linked = std::fs::hard_link(&private, path);
+    // Over NFS a retried link() can report EEXIST for the link it made itself: the private
+    // file's link count says whether the lock is ours.
+    let ours = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&private).is_ok_and(|m| m.nlink() == 2)
+    };
     let _ = std::fs::remove_file(&private);
     match linked {
         Ok(()) => {}
+        Err(_) if ours => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
         // Filesystems without hard links: exclusive creation (O_EXCL) instead.
         Err(_) => match OpenOptions::new().write(true).create_new(true).open(path) {
@@ -258,6 +297,11 @@ pub fn lock(path: &Path, on_wait: impl FnOnce()) -> Result<Lock, StoreError> {
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Whether a live process holds the lock file at `path`.
+pub fn held(path: &Path) -> bool {
+    matches!(holder(path), Holder::Live)
 }
 
 impl Store {
@@ -382,6 +426,31 @@ mod tests {
             .unwrap()
             .expect("a silent remote lock is broken");
         assert_eq!(read_owner(&path).unwrap().token, lock.token);
+    }
+
+    #[test]
+    fn a_stopped_local_owner_keeps_its_lock_but_a_recycled_pid_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        // This process, silent for longer than the heartbeat limit (as after Ctrl-Z).
+        write_owner(&path, &Owner::new());
+        let old = SystemTime::now() - stale_after() - Duration::from_secs(5);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(try_lock(&path).unwrap().is_none());
+        // The same pid, but a process that started at another time.
+        write_owner(
+            &path,
+            &Owner {
+                started: Some(0),
+                ..Owner::new()
+            },
+        );
+        assert!(try_lock(&path).unwrap().is_some());
     }
 
     #[test]
