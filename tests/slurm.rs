@@ -291,3 +291,81 @@ fn a_job_refuses_a_stage_that_changed_since_it_was_submitted() {
     );
     assert!(ws.entries().is_empty());
 }
+
+#[test]
+fn a_job_killed_while_running_is_reported_with_its_log_and_a_rerun_redoes_only_it() {
+    if !slurm_available() {
+        return;
+    }
+    // `word_count` (examples/custom_kind.rs) takes 100 ms a row: 4 s of running job.
+    let ws = Workspace::new();
+    ws.write(
+        "spec.yaml",
+        "version: 1\nname: slow\nstages:\n  dilemmas:\n    kind: prompt_synthesis\n    \
+         with: {count: 40}\n  words:\n    kind: word_count\n    needs: [dilemmas]\n    \
+         with: {delay_ms: 100}\n",
+    );
+    let mut child = ws
+        .command(
+            &common::custom_kind_bin(),
+            &["run", "spec.yaml", "--executor", "slurm"],
+        )
+        .env("ACCORD_SLURM_POLL_SECS", "0.3")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("words: running") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+    }
+    let record = std::fs::read_dir(ws.path().join(".accord/slurm/jobs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("the running job's record");
+    let job = record
+        .file_name()
+        .to_string_lossy()
+        .trim_end_matches(".json")
+        .to_string();
+    let killed = std::process::Command::new("scancel")
+        .args(["--signal=KILL", "--full", &job])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(1), "{stdout}\n{seen}");
+    assert!(
+        seen.contains(&format!("stage `words` failed: job {job} ended ")),
+        "{seen}"
+    );
+    // The end of the job's own log comes with it.
+    assert!(seen.contains("    words: running"), "{seen}");
+    assert!(stdout.ends_with("1 ran, 0 cached, 1 failed\n"), "{stdout}");
+
+    let mut rerun = ws.command(
+        &common::custom_kind_bin(),
+        &["run", "spec.yaml", "--executor", "slurm"],
+    );
+    rerun.env("ACCORD_SLURM_POLL_SECS", "0.3");
+    let rerun = common::run(rerun);
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    assert_eq!(submitted(&rerun.stdout).len(), 1, "{}", rerun.stdout);
+    assert!(
+        rerun.stdout.starts_with("words: submitted job "),
+        "{}",
+        rerun.stdout
+    );
+    assert!(
+        rerun.stdout.ends_with("1 ran, 1 cached\n"),
+        "{}",
+        rerun.stdout
+    );
+}

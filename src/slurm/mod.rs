@@ -211,14 +211,13 @@ fn log_tail(log: &Path, n: usize) -> String {
     }
 }
 
-/// The last progress line a running job's log holds.
-fn last_progress(log: &Path) -> Option<String> {
+/// The last progress line a running job's log holds about `stage` (`12/40 (9.8/s, ETA
+/// 3s)`), without the stage's name.
+fn last_progress(log: &Path, stage: &str) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .map(|l| l.chars().take(120).collect())
+    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    let line = line.strip_prefix(&format!("{stage}: ")).unwrap_or(line);
+    (line != "running").then(|| line.chars().take(120).collect())
 }
 
 /// A result line on stdout (a closed pipe is not an error).
@@ -593,7 +592,7 @@ fn follow(
                         let bar = progress.stage(&job.label);
                         bar.message(&format!("job {} on {node}", job.id));
                         job.bar = Some(bar);
-                    } else if let Some(line) = last_progress(&job.log)
+                    } else if let Some(line) = last_progress(&job.log, &job.stage)
                         && line != job.last_line
                     {
                         if let Some(bar) = &job.bar {
