@@ -344,25 +344,59 @@ pub fn run(
             progress.println(&format!("{}: skipped: {reason}", r.name));
         }
     }
-    let outcome = if results.iter().any(|r| r.outcome == Outcome::Interrupted) {
-        "interrupted"
-    } else if results
+    let stages = results
         .iter()
-        .all(|r| matches!(r.outcome, Outcome::Ran | Outcome::Cached))
+        .zip(&plan.stages)
+        .map(|(r, s)| StageRecord {
+            name: r.name.clone(),
+            kind: s.kind.kind().into(),
+            key: r.key.clone(),
+            digest: r.meta.as_ref().map(|m| m.digest.clone()),
+            state: r.outcome.name().into(),
+            seconds: r.seconds,
+            error: match &r.outcome {
+                Outcome::Failed(e) | Outcome::Skipped(e) => Some(e.clone()),
+                _ => None,
+            },
+        })
+        .collect();
+    let record = run_record(
+        plan,
+        &options.overrides,
+        (started_at, started.elapsed().as_secs_f64()),
+        stages,
+    );
+    store.save_run(&record)?;
+    Ok(RunSummary { results, record })
+}
+
+/// The record of a run of `plan` whose stages ended as `stages` say; its outcome follows
+/// from theirs.
+pub(crate) fn run_record(
+    plan: &Plan,
+    overrides: &[String],
+    (started_at, seconds): (jiff::Timestamp, f64),
+    stages: Vec<StageRecord>,
+) -> RunRecord {
+    let outcome = if stages.iter().any(|s| s.state == "interrupted") {
+        "interrupted"
+    } else if stages
+        .iter()
+        .all(|s| matches!(s.state.as_str(), "ran" | "cached"))
     {
         "succeeded"
     } else {
         "failed"
     };
-    let record = RunRecord {
+    RunRecord {
         id: new_run_id(),
         spec: plan.loaded.file.display().to_string(),
         spec_name: plan.loaded.spec.name.clone(),
         spec_digest: plan.loaded.digest.clone(),
         variant: plan.variant.clone(),
-        overrides: options.overrides.clone(),
+        overrides: overrides.to_vec(),
         started_at: started_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
         outcome: outcome.into(),
         accord_version: crate::VERSION.into(),
         commit: crate::COMMIT.map(String::from),
@@ -372,25 +406,8 @@ pub fn run(
             .resolved_backend()
             .and_then(|b| b.adapter.clone()),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        stages: results
-            .iter()
-            .zip(&plan.stages)
-            .map(|(r, s)| StageRecord {
-                name: r.name.clone(),
-                kind: s.kind.kind().into(),
-                key: r.key.clone(),
-                digest: r.meta.as_ref().map(|m| m.digest.clone()),
-                state: r.outcome.name().into(),
-                seconds: r.seconds,
-                error: match &r.outcome {
-                    Outcome::Failed(e) | Outcome::Skipped(e) => Some(e.clone()),
-                    _ => None,
-                },
-            })
-            .collect(),
-    };
-    store.save_run(&record)?;
-    Ok(RunSummary { results, record })
+        stages,
+    }
 }
 
 /// Keys stage `i` and makes sure the store has its output.

@@ -451,7 +451,7 @@ fn run_record(
     options: &SlurmOptions,
     by_stage: &[Option<usize>],
     jobs: &[Job],
-    (started_at, seconds): (jiff::Timestamp, f64),
+    started: (jiff::Timestamp, f64),
 ) -> RunRecord {
     let now = status(plan, store);
     let stages: Vec<StageRecord> =
@@ -491,33 +491,7 @@ fn run_record(
                 }
             })
             .collect();
-    let outcome = if stages.iter().any(|s| s.state == "interrupted") {
-        "interrupted"
-    } else if stages
-        .iter()
-        .all(|s| matches!(s.state.as_str(), "ran" | "cached"))
-    {
-        "succeeded"
-    } else {
-        "failed"
-    };
-    RunRecord {
-        id: crate::store::records::new_run_id(),
-        spec: plan.loaded.file.display().to_string(),
-        spec_name: plan.loaded.spec.name.clone(),
-        spec_digest: plan.loaded.digest.clone(),
-        variant: plan.variant.clone(),
-        overrides: options.overrides.clone(),
-        started_at: started_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        seconds,
-        outcome: outcome.into(),
-        accord_version: crate::VERSION.into(),
-        commit: crate::COMMIT.map(String::from),
-        backend: None,
-        adapter: None,
-        threads: 0,
-        stages,
-    }
+    crate::exec::run_record(plan, &options.overrides, started, stages)
 }
 
 /// Polls until every job has finished; `true` if Ctrl-C cancelled them.

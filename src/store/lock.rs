@@ -365,6 +365,17 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// Makes the lock at `path` look silent for longer than the heartbeat limit.
+    fn silence(path: &Path) {
+        let old = SystemTime::now() - stale_after() - Duration::from_secs(5);
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+
     fn write_owner(path: &Path, owner: &Owner) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, serde_json::to_vec(owner).unwrap()).unwrap();
@@ -415,13 +426,7 @@ mod tests {
             try_lock(&path).unwrap().is_none(),
             "a fresh remote lock holds"
         );
-        let old = SystemTime::now() - stale_after() - Duration::from_secs(5);
-        File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        silence(&path);
         let lock = try_lock(&path)
             .unwrap()
             .expect("a silent remote lock is broken");
@@ -434,13 +439,7 @@ mod tests {
         let path = dir.path().join("k.lock");
         // This process, silent for longer than the heartbeat limit (as after Ctrl-Z).
         write_owner(&path, &Owner::new());
-        let old = SystemTime::now() - stale_after() - Duration::from_secs(5);
-        File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        silence(&path);
         assert!(try_lock(&path).unwrap().is_none());
         // The same pid, but a process that started at another time.
         write_owner(
