@@ -118,15 +118,22 @@ impl RunSummary {
 
     /// `2 ran, 4 cached` (and failures, skips, interruptions when there are any).
     pub fn line(&self) -> String {
-        let mut line = format!("{} ran, {} cached", self.count("ran"), self.count("cached"));
-        for state in ["failed", "skipped", "interrupted"] {
-            let n = self.count(state);
-            if n > 0 {
-                line.push_str(&format!(", {n} {state}"));
-            }
-        }
-        line
+        outcome_line(self.results.iter().map(|r| r.outcome.name()))
     }
+}
+
+/// `2 ran, 4 cached` (and failures, skips, interruptions when there are any) for stages
+/// that ended in `states` (`ran`, `cached`, …).
+pub(crate) fn outcome_line<'a>(states: impl Iterator<Item = &'a str> + Clone) -> String {
+    let count = |name: &str| states.clone().filter(|s| *s == name).count();
+    let mut line = format!("{} ran, {} cached", count("ran"), count("cached"));
+    for state in ["failed", "skipped", "interrupted"] {
+        let n = count(state);
+        if n > 0 {
+            line.push_str(&format!(", {n} {state}"));
+        }
+    }
+    line
 }
 
 /// The key of stage `i`, given the digests of its inputs' outputs.

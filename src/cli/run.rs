@@ -58,8 +58,8 @@ pub fn run(
             && slurm::stage_identity(&plans[0], i) != *expected
         {
             anstream::eprintln!(
-                "{}: stage `{name}` is not what this job was submitted for: the spec, a file \
-                 it names, or an override changed since\n  = hint: run `accord run` again \
+                "{}: stage `{name}` is not what this job was submitted for: the spec or an \
+                 override changed since\n  = hint: run `accord run` again \
                  to submit what the spec describes now",
                 crate::output::error_label()
             );

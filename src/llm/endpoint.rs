@@ -173,11 +173,6 @@ impl Endpoint {
         self
     }
 
-    /// How many requests may be in flight at once, over all servers.
-    pub fn capacity(&self) -> usize {
-        self.pool.limit * self.pool.servers.len()
-    }
-
     /// What happened to the servers since the last call: taken out, back in.
     pub fn take_notices(&self) -> Vec<String> {
         let mut health = self.pool.health.lock().unwrap_or_else(|p| p.into_inner());

@@ -72,7 +72,6 @@ struct Job {
     id: String,
     log: PathBuf,
     tracked: Tracked,
-    started: Option<Instant>,
     bar: Option<StageProgress>,
     last_line: String,
     /// Submitted by an earlier `accord run` that is still queued or running.
@@ -194,9 +193,20 @@ fn script(plan_file: &Path, store: &Store, options: &SlurmOptions, job: &Job) ->
     )
 }
 
+/// The last 16 KiB of a log (a training job's log grows for days; it is read every poll).
+fn read_end(log: &Path) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(log)?;
+    let length = file.metadata()?.len();
+    file.seek(SeekFrom::Start(length.saturating_sub(16 * 1024)))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// The last `n` lines of a log, or a note that it cannot be read.
 fn log_tail(log: &Path, n: usize) -> String {
-    match std::fs::read_to_string(log) {
+    match read_end(log) {
         Ok(text) => {
             let lines: Vec<&str> = text.lines().collect();
             lines[lines.len().saturating_sub(n)..]
@@ -214,7 +224,7 @@ fn log_tail(log: &Path, n: usize) -> String {
 /// The last progress line a running job's log holds about `stage` (`12/40 (9.8/s, ETA
 /// 3s)`), without the stage's name.
 fn last_progress(log: &Path, stage: &str) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
+    let text = read_end(log).ok()?;
     let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
     let line = line.strip_prefix(&format!("{stage}: ")).unwrap_or(line);
     (line != "running").then(|| line.chars().take(120).collect())
@@ -249,24 +259,18 @@ pub fn run(
         .collect();
     let mut jobs: Vec<Job> = Vec::new();
     let mut by_identity: HashMap<String, usize> = HashMap::new();
-    // Per variant: its name, how many stages were cached, the jobs it waits for.
-    let mut variants: Vec<(Option<String>, usize, Vec<usize>)> = Vec::new();
     // Per plan and stage: the job computing it (`None`: cached).
     let mut stage_jobs: Vec<Vec<Option<usize>>> = Vec::new();
     for plan in plans {
         let states = status(plan, store);
         let ids = structural_ids(plan);
-        let mut cached = 0;
-        let mut mine = Vec::new();
         let mut by_stage = vec![None; plan.stages.len()];
         for (i, stage) in plan.stages.iter().enumerate() {
             if states[i].state == State::Fresh {
-                cached += 1;
                 continue;
             }
             if let Some(&j) = by_identity.get(&ids[i]) {
                 jobs[j].variants.push(plan.variant.clone());
-                mine.push(j);
                 by_stage[i] = Some(j);
                 continue;
             }
@@ -279,7 +283,6 @@ pub fn run(
                 .filter_map(|d| by_identity.get(&ids[*d]).copied())
                 .collect();
             by_identity.insert(ids[i].clone(), jobs.len());
-            mine.push(jobs.len());
             jobs.push(Job {
                 identity: ids[i].clone(),
                 label: String::new(),
@@ -292,13 +295,11 @@ pub fn run(
                     .map(|(r, _)| PathBuf::from(&r.log))
                     .unwrap_or_default(),
                 tracked: Tracked::Queued,
-                started: None,
                 bar: None,
                 last_line: String::new(),
                 adopted: adopted.is_some(),
             });
         }
-        variants.push((plan.variant.clone(), cached, mine));
         stage_jobs.push(by_stage);
     }
 
@@ -383,47 +384,30 @@ pub fn run(
 
     let interrupted = follow(&mut jobs, store, options, progress, cancel)?;
     // One complete record per variant, as a local run writes: the jobs' own records cover
-    // only their stage and its inputs, and `accord gc` keeps each variant's latest.
-    for (plan, by_stage) in plans.iter().zip(&stage_jobs) {
-        let _ = store.save_run(&run_record(
-            plan,
-            store,
-            options,
-            by_stage,
-            &jobs,
-            (started_at, started.elapsed().as_secs_f64()),
-        ));
-    }
-
+    // only their stage and its inputs, and `accord gc` keeps each variant's latest. The
+    // summary lines are read off them.
     for job in &jobs {
         if let Tracked::Skipped(reason) = &job.tracked {
             progress.println(&format!("{}: skipped: {reason}", job.label));
         }
     }
     let (mut all_ran, mut all_cached, mut failed) = (0, 0, false);
-    for (variant, cached, mine) in &variants {
-        let count =
-            |f: &dyn Fn(&Tracked) -> bool| mine.iter().filter(|j| f(&jobs[**j].tracked)).count();
-        // A job shared by variants ran for the first; the others found its output.
-        let shared = mine
-            .iter()
-            .filter(|j| jobs[**j].tracked == Tracked::Done && jobs[**j].variants[0] != *variant)
-            .count();
-        let cached = cached + shared;
-        let ran = count(&|t| *t == Tracked::Done) - shared;
-        let bad = count(&|t| *t == Tracked::Failed);
-        let skipped = count(&|t| matches!(t, Tracked::Skipped(_)));
-        let mut line = format!("{ran} ran, {cached} cached");
-        if bad > 0 {
-            line.push_str(&format!(", {bad} failed"));
-        }
-        if skipped > 0 {
-            line.push_str(&format!(", {skipped} skipped"));
-        }
-        failed |= bad + skipped > 0;
-        all_ran += ran;
-        all_cached += cached;
-        match (variant, several) {
+    for (plan, by_stage) in plans.iter().zip(&stage_jobs) {
+        let record = run_record(
+            plan,
+            store,
+            options,
+            by_stage,
+            &jobs,
+            (started_at, started.elapsed().as_secs_f64()),
+        );
+        let _ = store.save_run(&record);
+        let states = record.stages.iter().map(|s| s.state.as_str());
+        all_ran += states.clone().filter(|s| *s == "ran").count();
+        all_cached += states.clone().filter(|s| *s == "cached").count();
+        failed |= record.outcome == "failed";
+        let line = crate::exec::outcome_line(states);
+        match (&plan.variant, several) {
             (Some(name), true) => say(&format!("{name}: {line}")),
             _ => say(&line),
         }
@@ -562,7 +546,6 @@ fn follow(
                     let job = &mut jobs[j];
                     if job.tracked == Tracked::Queued {
                         job.tracked = Tracked::Running;
-                        job.started = Some(Instant::now());
                         let bar = progress.stage(&job.label);
                         bar.message(&format!("job {} on {node}", job.id));
                         job.bar = Some(bar);
@@ -598,7 +581,8 @@ fn follow(
                         bar.finish();
                     }
                     store.remove_job(&job.id);
-                    if state == "CANCELLED" && (dependency || stopping) && job.started.is_none() {
+                    let never_ran = job.tracked == Tracked::Queued;
+                    if state == "CANCELLED" && (dependency || stopping) && never_ran {
                         job.tracked = Tracked::Skipped(match (stopping, failed_dep) {
                             (_, Some(dep)) => format!("it needs `{dep}`, whose job did not finish"),
                             _ => "an earlier stage failed (`--on-error keep-going` runs the rest)"

@@ -77,13 +77,9 @@ impl JobState {
     }
 }
 
-fn command(name: &'static str) -> Command {
-    Command::new(name)
-}
-
 /// Submits `script` with `args`; returns the job id.
 pub fn submit(stage: &str, args: &[String], script: &Path) -> Result<String, SlurmError> {
-    let out = command("sbatch")
+    let out = Command::new("sbatch")
         .arg("--parsable")
         .args(args)
         .arg(script)
@@ -117,7 +113,7 @@ pub fn states(ids: &[String]) -> Result<BTreeMap<String, JobState>, SlurmError> 
     if ids.is_empty() {
         return Ok(found);
     }
-    let out = command("squeue")
+    let out = Command::new("squeue")
         .args([
             "--noheader",
             "--states=all",
@@ -142,7 +138,7 @@ pub fn states(ids: &[String]) -> Result<BTreeMap<String, JobState>, SlurmError> 
     read_states(&out.stdout, &mut found);
     let missing: Vec<&String> = ids.iter().filter(|id| !found.contains_key(*id)).collect();
     if !missing.is_empty()
-        && let Ok(out) = command("sacct")
+        && let Ok(out) = Command::new("sacct")
             .args(["--noheader", "--parsable2", "--allocations"])
             .args(["--format=JobID,State,Reason,NodeList,Elapsed", "--jobs"])
             .arg(
@@ -179,7 +175,7 @@ fn read_states(out: &[u8], found: &mut BTreeMap<String, JobState>) {
 /// Cancels `ids` (best effort: jobs that already ended are ignored by `scancel`).
 pub fn cancel(ids: &[String]) {
     if !ids.is_empty() {
-        let _ = command("scancel").args(ids).output();
+        let _ = Command::new("scancel").args(ids).output();
     }
 }
 
