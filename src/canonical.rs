@@ -107,3 +107,9 @@ mod tests {
         assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"z":{"x":2,"y":1}}"#);
     }
 }
+
+/// Whether a field holds its default, so that spelling a default out changes no key
+/// (`skip_serializing_if`).
+pub fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}

@@ -8,12 +8,14 @@
 
 pub mod canonical;
 pub mod cli;
+pub mod dialogue;
 pub mod exec;
 pub mod judge;
 pub mod llm;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod prompt;
 pub mod registry;
 pub mod report;
 pub mod seed;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, Float64Array, StringArray};
+use arrow::array::{Array, ArrayRef, Float64Array, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
@@ -101,3 +101,67 @@ pub fn schema_markdown(kind: &str, summary: &str, schema: &Schema) -> String {
     }
     out
 }
+
+/// A Rust type stored as one Arrow column type.
+pub trait ArrowScalar: Copy {
+    const DATA_TYPE: DataType;
+    /// A column of `values`.
+    fn column(values: impl Iterator<Item = Self>) -> ArrayRef;
+}
+
+impl ArrowScalar for f64 {
+    const DATA_TYPE: DataType = DataType::Float64;
+    fn column(values: impl Iterator<Item = Self>) -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(values))
+    }
+}
+
+impl ArrowScalar for u32 {
+    const DATA_TYPE: DataType = DataType::UInt32;
+    fn column(values: impl Iterator<Item = Self>) -> ArrayRef {
+        Arc::new(UInt32Array::from_iter_values(values))
+    }
+}
+
+/// The text of a field's doc comment lines, as a column description.
+pub fn doc_text(lines: &[&str]) -> String {
+    lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")
+}
+
+/// Declares a row type whose table follows from its fields: each field is a column of
+/// its name, its type ([`ArrowScalar`]) and its doc comment as the description. The type
+/// gets `schema()` and `columns(rows)`, so a column is declared once.
+macro_rules! table_row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $( $(#[doc = $doc:literal])* $field_vis:vis $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $( $(#[doc = $doc])* $field_vis $field: $ty, )*
+        }
+
+        impl $name {
+            /// The Arrow schema of a table of these rows.
+            pub fn schema() -> arrow::datatypes::SchemaRef {
+                $crate::table::schema(vec![$(
+                    $crate::table::column(
+                        stringify!($field),
+                        <$ty as $crate::table::ArrowScalar>::DATA_TYPE,
+                        &$crate::table::doc_text(&[$($doc),*]),
+                    ),
+                )*])
+            }
+
+            /// The columns of a table of `rows`, in schema order.
+            pub fn columns(rows: &[Self]) -> Vec<arrow::array::ArrayRef> {
+                vec![$(
+                    <$ty as $crate::table::ArrowScalar>::column(rows.iter().map(|r| r.$field)),
+                )*]
+            }
+        }
+    };
+}
+pub(crate) use table_row;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use accord::stages::dialogue::{Dialogue, Utterance};
+use accord::dialogue::{Dialogue, Utterance};
 use accord::train::sequences::{TrainAgents, token_mask, training_rows};
 use arrow::array::{Array, Float64Array, UInt32Array};
 use common::{Workspace, read_parquet};

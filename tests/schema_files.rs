@@ -13,7 +13,7 @@ fn pipeline_schema_is_up_to_date() {
 
 #[test]
 fn artifact_schemas_are_up_to_date() {
-    let generated = accord::stages::artifacts_markdown(&accord::Registry::builtin());
+    let generated = accord::spec::schema::artifacts_markdown(&accord::Registry::builtin());
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/artifacts.md");
     let checked_in = std::fs::read_to_string(path).unwrap_or_default();
     assert!(

@@ -95,6 +95,21 @@ fn unknown_field_suggests_the_closest() {
     insta::assert_snapshot!("unknown_field", errors(&text));
 }
 
+/// `rollout`, `grpo` and `evaluate` share their dialogue settings: a typo or a wrong
+/// value there is located and explained like any other field's.
+#[test]
+fn shared_dialogue_settings_are_checked_at_their_field() {
+    let text = format!(
+        "{HEAD}models:\n  m: {{source: \"path:m.gguf\"}}\nstages:\n  \
+         dilemmas: {{kind: prompt_synthesis}}\n  \
+         pairs: {{kind: persona_pairing, needs: [dilemmas]}}\n  \
+         a:\n    kind: rollout\n    needs: [pairs]\n    with: {{model: m, max_turnz: 3}}\n  \
+         b:\n    kind: rollout\n    needs: [pairs]\n    with: {{model: m, temperature: hot}}\n  \
+         c:\n    kind: grpo\n    needs: [pairs]\n    with: {{policy: m, reward: {{contains: x}}, context_turns: 0, top_p: 2}}\n"
+    );
+    insta::assert_snapshot!("shared_dialogue_settings", errors(&text));
+}
+
 #[test]
 fn unknown_top_level_field() {
     let text = format!("{HEAD}sed: 3\nstages:\n  dilemmas: {{kind: prompt_synthesis}}\n");

@@ -5,7 +5,7 @@ use crate::Registry;
 
 pub fn schema(registry: &Registry, artifacts: bool) -> std::io::Result<i32> {
     if artifacts {
-        print(&crate::stages::artifacts_markdown(registry))
+        print(&crate::spec::schema::artifacts_markdown(registry))
     } else {
         print(&crate::spec::schema::pipeline_schema(registry))
     }

@@ -1,24 +1,17 @@
-//! Ratings from an OpenAI-compatible endpoint.
+//! Ratings and short answers from an OpenAI-compatible endpoint.
 //!
+//! A rating question offers a few one-character answers (the digits 0–5, or 1 and 2).
 //! The judge is asked for one token with `logprobs`: when the endpoint returns
-//! `top_logprobs`, the rating distribution is read from them (the digits 0–5 among the
-//! alternatives, renormalised), as with an in-process judge; otherwise the rating is parsed
-//! from the reply's first digit. A reply with neither is unparseable: it is returned as
-//! such, never turned into a score.
+//! `top_logprobs`, the distribution is read from them (the offered answers among the
+//! alternatives, renormalised), as with an in-process judge; otherwise the answer is
+//! parsed from the reply's first character. A reply with neither is unparseable: it is
+//! returned as such, never turned into a score.
 
 use serde_json::{Value, json};
 
+use super::rating::Rating;
 use crate::llm::chat::Message;
 use crate::llm::endpoint::{Endpoint, EndpointError};
-
-/// What a rating request gave.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Rating {
-    /// P(rating = k) for k = 0..=5.
-    Distribution(Vec<f64>),
-    /// The reply, which holds no rating.
-    Unparseable(String),
-}
 
 fn messages_json(messages: &[Message]) -> Value {
     Value::Array(
@@ -29,14 +22,20 @@ fn messages_json(messages: &[Message]) -> Value {
     )
 }
 
-/// The digit a token or reply starts with, if it is 0–5.
-fn leading_digit(text: &str) -> Option<usize> {
-    let c = text.trim_start().chars().next()?;
-    c.to_digit(10).filter(|d| *d <= 5).map(|d| d as usize)
+/// The offered answer a reply or token starts with, if any.
+fn leading_answer(text: &str, answers: &[&str]) -> Option<usize> {
+    let first = text.trim_start().chars().next()?;
+    answers
+        .iter()
+        .position(|a| a.chars().eq(std::iter::once(first)))
 }
 
-/// Rates with `endpoint`: the reply to `messages` should start with a digit 0–5.
-pub fn rate(endpoint: &Endpoint, messages: &[Message]) -> Result<Rating, EndpointError> {
+/// Rates with `endpoint`: the reply to `messages` should start with one of `answers`.
+pub fn rate(
+    endpoint: &Endpoint,
+    messages: &[Message],
+    answers: &[&str],
+) -> Result<Rating, EndpointError> {
     let reply = endpoint.chat(json!({
         "messages": messages_json(messages),
         "max_tokens": 2,
@@ -46,14 +45,14 @@ pub fn rate(endpoint: &Endpoint, messages: &[Message]) -> Result<Rating, Endpoin
     }))?;
     let choice = &reply["choices"][0];
     if let Some(top) = choice["logprobs"]["content"][0]["top_logprobs"].as_array() {
-        let mut mass = [0.0f64; 6];
+        let mut mass = vec![0.0f64; answers.len()];
         for entry in top {
             if let (Some(token), Some(logprob)) =
                 (entry["token"].as_str(), entry["logprob"].as_f64())
-                && token.trim().len() == 1
-                && let Some(d) = leading_digit(token)
+                && token.trim().chars().count() == 1
+                && let Some(k) = leading_answer(token, answers)
             {
-                mass[d] += logprob.exp();
+                mass[k] += logprob.exp();
             }
         }
         let total: f64 = mass.iter().sum();
@@ -64,17 +63,17 @@ pub fn rate(endpoint: &Endpoint, messages: &[Message]) -> Result<Rating, Endpoin
         }
     }
     let content = choice["message"]["content"].as_str().unwrap_or("");
-    Ok(match leading_digit(content) {
-        Some(d) => {
-            let mut one_hot = vec![0.0; 6];
-            one_hot[d] = 1.0;
+    Ok(match leading_answer(content, answers) {
+        Some(k) => {
+            let mut one_hot = vec![0.0; answers.len()];
+            one_hot[k] = 1.0;
             Rating::Distribution(one_hot)
         }
         None => Rating::Unparseable(content.to_string()),
     })
 }
 
-/// A short free-text answer (a rationale).
+/// A short free-text answer (a rationale), greedy.
 pub fn answer(
     endpoint: &Endpoint,
     messages: &[Message],
@@ -94,12 +93,14 @@ pub fn answer(
 
 #[cfg(test)]
 mod tests {
-    use super::leading_digit;
+    use super::leading_answer;
+    use crate::judge::rating::DIGITS;
 
     #[test]
-    fn ratings_are_read_from_the_first_digit() {
-        assert_eq!(leading_digit(" 4 because"), Some(4));
-        assert_eq!(leading_digit("7"), None);
-        assert_eq!(leading_digit("I would say 3"), None);
+    fn answers_are_read_from_the_first_character() {
+        assert_eq!(leading_answer(" 4 because", &DIGITS), Some(4));
+        assert_eq!(leading_answer("7", &DIGITS), None);
+        assert_eq!(leading_answer("I would say 3", &DIGITS), None);
+        assert_eq!(leading_answer("2.", &["1", "2"]), Some(1));
     }
 }

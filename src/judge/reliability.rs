@@ -46,6 +46,19 @@ pub fn reliability(ratings: &[Vec<u32>], max: u32) -> Option<Reliability> {
     })
 }
 
+/// `distribution` at `temperature`: p^(1/T) renormalised, in log space so that a small
+/// T cannot underflow. Repeated ratings are sampled from it.
+pub fn at_temperature(distribution: &[f64], temperature: f64) -> Vec<f64> {
+    let logs: Vec<f64> = distribution
+        .iter()
+        .map(|p| p.max(1e-300).ln() / temperature)
+        .collect();
+    let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = logs.iter().map(|l| (l - max).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    weights.iter().map(|w| w / total).collect()
+}
+
 /// Quadratically weighted kappa of two raters on `0..=max`: 1 − Σ w·observed / Σ w·expected.
 fn weighted_kappa(a: &[f64], b: &[f64], max: u32) -> f64 {
     let k = max as usize + 1;

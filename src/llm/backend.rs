@@ -9,8 +9,25 @@ use std::sync::Mutex;
 
 use burn::tensor::{Device, DeviceKind};
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use super::error::LlmError;
-use crate::spec::Backend;
+
+/// Where in-process models run.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// wgpu when a GPU adapter is present, otherwise flex.
+    #[default]
+    Auto,
+    /// burn's wgpu backend (any GPU; Mesa's software Vulkan on CPU-only machines).
+    Wgpu,
+    /// burn's flex backend on the CPU.
+    Flex,
+}
 
 /// The `--backend` / `backend:` choice.
 pub type BackendChoice = Backend;

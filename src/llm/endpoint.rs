@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::spec::ModelSpec;
+use super::model_spec::ModelSpec;
 
 /// Why a request failed, after any retries.
 #[derive(Debug, thiserror::Error)]

@@ -18,11 +18,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
+use super::backend::Backend;
 use super::backend::{ResolvedBackend, resolve_backend};
 use super::error::LlmError;
 use super::loaded::LoadedModel;
+use super::model_spec::ModelSpec;
 use super::source::{ModelSource, fetch};
-use crate::spec::{Backend, ModelSpec};
 use crate::store::Store;
 
 /// The files of a Hugging Face folder that a model's output depends on.

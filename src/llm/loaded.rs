@@ -3,14 +3,16 @@
 use std::path::Path;
 
 use super::backend::ResolvedBackend;
-use super::chat::ChatTemplate;
+use super::chat::{ChatTemplate, Message};
+use super::choice::{answer_distribution, answer_tokens, next_token_logprobs};
 use super::config::ModelConfig;
 use super::error::LlmError;
+use super::generate::{Completion, Request, generate};
 use super::model::LlamaModel;
+use super::model_spec::Dtype;
 use super::tokenizer::Tokenizer;
 use super::weights::gguf::GgufWeights;
 use super::weights::safetensors::SafetensorsWeights;
-use crate::spec::Dtype;
 
 /// A loaded model and what generation needs besides the weights.
 pub struct LoadedModel {
@@ -54,7 +56,7 @@ impl LoadedModel {
     }
 
     /// The prompt text for a chat, rendered with the model's template.
-    pub fn chat_prompt(&self, messages: &[super::chat::Message]) -> Result<String, LlmError> {
+    pub fn chat_prompt(&self, messages: &[Message]) -> Result<String, LlmError> {
         let template = self
             .chat_template
             .as_ref()
@@ -70,5 +72,40 @@ impl LoadedModel {
             .as_ref()
             .map_or("", |(t, _)| t.as_str());
         template.render(messages, true, bos, eos)
+    }
+
+    /// The prompt tokens of a chat, rendered with the model's template.
+    pub fn encode_chat(&self, messages: &[Message]) -> Result<Vec<u32>, LlmError> {
+        self.tokenizer.encode(&self.chat_prompt(messages)?)
+    }
+
+    /// Continues every request in one batch, stopping at the model's stop tokens.
+    pub fn generate(&self, requests: &[Request]) -> Result<Vec<Completion>, LlmError> {
+        generate(
+            &self.model,
+            &self.tokenizer,
+            requests,
+            &self.stop_tokens,
+            |_, _| {},
+        )
+    }
+
+    /// For each question (a user message), how likely each of `answers` is as the reply,
+    /// read from the first reply token's distribution, in one batch (see
+    /// [`super::choice`]).
+    pub fn answer_distributions(
+        &self,
+        questions: &[String],
+        answers: &[&str],
+    ) -> Result<Vec<Vec<f64>>, LlmError> {
+        let answers = answer_tokens(&self.tokenizer, answers)?;
+        let prompts = questions
+            .iter()
+            .map(|q| self.encode_chat(&[Message::new("user", q)]))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(next_token_logprobs(&self.model, &prompts)?
+            .iter()
+            .map(|row| answer_distribution(row, &answers, 1.0))
+            .collect())
     }
 }

@@ -28,6 +28,7 @@ pub mod layer_cache;
 pub mod loaded;
 pub mod mlp;
 pub mod model;
+pub mod model_spec;
 pub mod rope;
 pub mod sampling;
 pub mod server;

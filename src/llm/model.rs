@@ -16,9 +16,9 @@ use super::dense::{Dense, project};
 use super::error::LlmError;
 use super::layer_cache::LayerCache;
 use super::mlp::Mlp;
+use super::model_spec::Dtype;
 use super::rope::Rope;
 use super::weights::{HostTensor, WeightSource};
-use crate::spec::Dtype;
 
 /// A Llama-family decoder. Weights keep Hugging Face's layouts (see [`Dense`]); with
 /// tied embeddings the LM head multiplies by the `[V, C]` embedding matrix itself, so

@@ -14,7 +14,7 @@ use super::overrides;
 use super::path::{FieldPath, Segment};
 use super::{AblationAxis, Backend, Executor, ModelSpec, Resources, Spec, StageSpec};
 use crate::registry::Registry;
-use crate::stage::{Resolved, Resource, Upstream};
+use crate::stage::{Resolved, Resource, StageKind, Upstream};
 
 /// How to read a spec.
 #[derive(Debug, Clone, Default)]
@@ -287,6 +287,47 @@ impl Checker<'_> {
             path = path.key(field.clone());
         }
         self.report(path, place, error);
+    }
+
+    /// Reports an error in a stage's `with`; an unknown field lists every field the kind
+    /// takes (serde cannot, for parameters that flatten shared settings in).
+    fn report_params_error(
+        &mut self,
+        kind: &dyn StageKind,
+        with_path: &FieldPath,
+        with: &Value,
+        e: serde_path_to_error::Error<serde_json::Error>,
+    ) {
+        if let Some(field) = flattened_culprit(kind, with, &e) {
+            let (error, place) = classify(&e.into_inner().to_string());
+            self.report(with_path.key(field), place, error);
+            return;
+        }
+        let message = e.inner().to_string();
+        if let Some(rest) = message.strip_prefix("unknown field `")
+            && !rest.contains("expected")
+        {
+            let field = rest.split('`').next().unwrap_or(rest).to_string();
+            let mut path = with_path.clone();
+            for segment in e.path().iter() {
+                if let serde_path_to_error::Segment::Map { key } = segment {
+                    path = path.key(key.clone());
+                }
+            }
+            if path.last_key() != Some(field.as_str()) {
+                path = path.key(field.clone());
+            }
+            self.report(
+                path,
+                Place::Key,
+                SpecError::UnknownField {
+                    field,
+                    expected: kind.param_names(),
+                },
+            );
+            return;
+        }
+        self.report_serde(with_path, e);
     }
 
     /// Reports every key of the mapping at `path` that is not in `known`.
@@ -662,7 +703,7 @@ impl Checker<'_> {
                     }
                     resolved = Some(params);
                 }
-                Err(e) => self.report_serde(&with_path, e),
+                Err(e) => self.report_params_error(kind.as_ref(), &with_path, with, e),
             }
         }
         let stage = StageSpec {
@@ -1111,4 +1152,36 @@ fn needs_transitively(stages: &IndexMap<String, StageSpec>, from: &str, to: &str
         }
     }
     false
+}
+
+/// The field of `with` that `error` (from deserialising it for `kind`) is about, when
+/// serde could not say.
+///
+/// serde reads settings flattened into a kind's parameters (the dialogue settings `rollout`,
+/// `grpo` and `evaluate` share) from a buffer, which loses the field an error is about: it
+/// is reported at `with` itself. The field is then found by leaving each one out in turn:
+/// the first whose absence makes the error go away (or become another) is the one.
+fn flattened_culprit(
+    kind: &dyn StageKind,
+    with: &Value,
+    error: &serde_path_to_error::Error<serde_json::Error>,
+) -> Option<String> {
+    let message = error.inner().to_string();
+    let about_a_field =
+        message.starts_with("unknown field") || message.starts_with("missing field");
+    let Value::Object(fields) = with else {
+        return None;
+    };
+    if error.path().iter().next().is_some() || about_a_field {
+        return None;
+    }
+    fields.keys().find_map(|key| {
+        let mut without = fields.clone();
+        without.remove(key);
+        let changed = match kind.resolve(Value::Object(without)) {
+            Ok(_) => true,
+            Err(other) => other.inner().to_string() != message,
+        };
+        changed.then(|| key.clone())
+    })
 }

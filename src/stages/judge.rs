@@ -12,36 +12,26 @@
 //! ([`crate::judge::reliability`]): in the run's output and in the artifact's Parquet
 //! metadata under [`RELIABILITY_KEY`]. Each dialogue's judgement is cached per row.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Float64Builder, ListBuilder, UInt32Array, UInt32Builder,
+    ArrayRef, BooleanArray, Float64Array, Float64Builder, ListBuilder, StringArray, UInt32Builder,
 };
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::Value;
 
-use crate::judge::openai::{self, Rating};
-use crate::judge::reliability::reliability;
-use crate::llm::chat::Message;
-use crate::llm::choice::{answer_distribution, answer_tokens, next_token_logprobs};
-use crate::llm::endpoint::Endpoint;
-use crate::llm::generate::{Request, generate};
-use crate::llm::sampling::Sampling;
+use crate::judge::case::rationale_messages;
+use crate::judge::judge_model::{self, Asking};
+use crate::judge::reliability::{Reliability, at_temperature, reliability};
+use crate::judge::{Case, DIGITS, JudgeModel, Party, Rating, expectation, rubrics};
 use crate::seed::SeededRng;
 use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
-use crate::store::row_cache::row_key;
+use crate::store::row_cache::RowKey;
 use crate::table;
-
-pub const RUBRIC: &str = include_str!("../../data/rubrics/collective_agency.jinja");
-pub const SATISFACTION: &str = include_str!("../../data/prompts/party_satisfaction.jinja");
-pub const RATIONALE: &str = include_str!("../../data/prompts/judge_rationale.jinja");
-
-pub(crate) const DIGITS: [&str; 6] = ["0", "1", "2", "3", "4", "5"];
 
 /// The Parquet metadata key of the judge's self-agreement statistics (JSON: `dialogues`,
 /// `repeats`, `exact`, `within_one`, `weighted_kappa`, `pearson_r`).
@@ -84,24 +74,14 @@ pub struct Params {
     pub batch_size: usize,
     /// Requests in flight at once over all the judge's endpoint URLs (endpoint judge; each
     /// URL also takes at most the model's `concurrency`).
-    #[serde(default = "default_concurrency")]
+    #[serde(default = "judge_model::default_concurrency")]
     pub concurrency: usize,
     /// Seconds one request may take (endpoint judge).
-    #[serde(default = "default_timeout_s")]
+    #[serde(default = "judge_model::default_timeout_s")]
     pub timeout_s: f64,
     /// Tries per request, the first included; failures back off exponentially.
-    #[serde(default = "default_attempts")]
+    #[serde(default = "judge_model::default_attempts")]
     pub attempts: u32,
-}
-
-fn default_concurrency() -> usize {
-    4
-}
-pub(crate) fn default_timeout_s() -> f64 {
-    120.0
-}
-pub(crate) fn default_attempts() -> u32 {
-    4
 }
 
 fn default_no_agreement_score() -> Option<f64> {
@@ -116,85 +96,19 @@ fn default_repeat_temperature() -> f64 {
 fn default_repeat_sample() -> usize {
     32
 }
-pub(crate) fn default_batch_size() -> usize {
+fn default_batch_size() -> usize {
     16
 }
 
-/// One party as the rubric sees it.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Party {
-    pub name: String,
-    pub profile: String,
-}
-
-/// One dialogue, read back from the rollout table.
-pub(crate) struct Case {
-    pub dialogue_id: String,
-    pub group_id: String,
-    pub sample: u32,
-    pub dilemma: String,
-    pub parties: Vec<Party>,
-    pub transcript: String,
-    pub summary: String,
-    pub agreed: bool,
-}
-
-impl Case {
-    /// The rubric filled in for this dialogue.
-    pub(crate) fn rubric_question(&self, rubric: &str) -> Result<String, StageError> {
-        render(
-            rubric,
-            minijinja::context! {
-                dilemma => self.dilemma.clone(),
-                parties => minijinja::value::Serde(self.parties.clone()),
-                transcript => self.transcript.clone(),
-                summary => self.summary.clone(),
-                agreed => self.agreed,
-            },
-        )
+impl Params {
+    fn asking(&self) -> Asking {
+        Asking {
+            batch_size: self.batch_size,
+            concurrency: self.concurrency,
+            timeout_s: self.timeout_s,
+            attempts: self.attempts,
+        }
     }
-
-    /// The satisfaction question for each party, in speaker order.
-    fn satisfaction_questions(&self, template: &str) -> Result<Vec<String>, StageError> {
-        self.parties
-            .iter()
-            .map(|party| {
-                render(
-                    template,
-                    minijinja::context! {
-                        dilemma => self.dilemma.clone(),
-                        party => minijinja::value::Serde(party.clone()),
-                        transcript => self.transcript.clone(),
-                        summary => self.summary.clone(),
-                    },
-                )
-            })
-            .collect()
-    }
-}
-
-/// Caches a new judgement under `key`, counts it and moves the progress bar.
-fn record(ctx: &StageContext, key: &str, judgement: Judgement) -> Result<Judgement, StageError> {
-    ctx.rows
-        .put(key, &judgement)
-        .map_err(|e| StageError::Failed(e.to_string()))?;
-    ctx.rows.tally(false);
-    ctx.progress.advance(1);
-    Ok(judgement)
-}
-
-/// The conversation that asks for a rationale after the rating `rating` of `question`.
-fn rationale_messages(question: &str, rating: f64) -> Result<Vec<Message>, StageError> {
-    let ask = render(
-        RATIONALE,
-        minijinja::context! { rating => format!("{rating:.1}") },
-    )?;
-    let best = (rating.round() as usize).min(5);
-    Ok(vec![
-        Message::new("user", question),
-        Message::new("assistant", DIGITS[best]),
-        Message::new("user", &ask),
-    ])
 }
 
 /// What the row cache keeps of one judgement.
@@ -212,245 +126,39 @@ struct Judgement {
     unparseable: Option<String>,
 }
 
-pub(crate) fn render(source: &str, context: minijinja::Value) -> Result<String, StageError> {
-    let mut env = minijinja::Environment::new();
-    env.add_template("t", source)
-        .map_err(|e| StageError::Failed(format!("template: {e}")))?;
-    Ok(env
-        .get_template("t")
-        .expect("just added")
-        .render(context)
-        .map_err(|e| StageError::Failed(format!("template: {e}")))?
-        .trim()
-        .to_string())
-}
-
-/// The expected rating under `distribution` (P(rating = k), k = 0, 1, …).
-pub(crate) fn expectation(distribution: &[f64]) -> f64 {
-    distribution
-        .iter()
-        .enumerate()
-        .map(|(k, p)| k as f64 * p)
-        .sum()
-}
-
-/// The dialogues of a rollout table, in order of first appearance.
-pub(crate) fn cases(input: &crate::stage::Input) -> Result<Vec<Case>, StageError> {
-    let ids = table::string_column(input, "dialogue_id")?;
-    let groups = table::string_column(input, "group_id")?;
-    let kinds = table::string_column(input, "kind")?;
-    let names = table::string_column(input, "name")?;
-    let personas = table::string_column(input, "persona")?;
-    let texts = table::string_column(input, "text")?;
-    let dilemmas = table::string_column(input, "dilemma")?;
-    let speakers: &UInt32Array = table::typed_column(input, "speaker", "UInt32")?;
-    let samples: &UInt32Array = table::typed_column(input, "sample", "UInt32")?;
-    let agreed: &BooleanArray = table::typed_column(input, "agreed", "Boolean")?;
-    let all_parties = input
-        .batch
-        .column_by_name("parties")
-        .and_then(|c| c.as_any().downcast_ref::<arrow::array::ListArray>());
-    let mut order: Vec<String> = Vec::new();
-    let mut by_id: BTreeMap<String, Case> = BTreeMap::new();
-    for row in 0..input.batch.num_rows() {
-        let id = ids.value(row).to_string();
-        let case = by_id.entry(id.clone()).or_insert_with(|| {
-            order.push(id.clone());
-            Case {
-                dialogue_id: id.clone(),
-                group_id: groups.value(row).to_string(),
-                sample: samples.value(row),
-                dilemma: dilemmas.value(row).to_string(),
-                parties: Vec::new(),
-                transcript: String::new(),
-                summary: String::new(),
-                agreed: agreed.value(row),
-            }
-        });
-        // All parties, those who never spoke included (older tables lack the column).
-        if case.parties.is_empty()
-            && let Some(all) = all_parties
-        {
-            let list = all.value(row);
-            if let Some(party_names) = list.as_any().downcast_ref::<arrow::array::StringArray>() {
-                case.parties = party_names
-                    .iter()
-                    .map(|name| Party {
-                        name: name.unwrap_or_default().to_string(),
-                        profile: name.unwrap_or_default().to_string(),
-                    })
-                    .collect();
-            }
-        }
-        let speaker = speakers.value(row) as usize;
-        if case.parties.len() <= speaker {
-            case.parties.resize(
-                speaker + 1,
-                Party {
-                    name: String::new(),
-                    profile: String::new(),
-                },
-            );
-        }
-        case.parties[speaker] = Party {
-            name: names.value(row).to_string(),
-            profile: format!("{} ({})", names.value(row), personas.value(row)),
-        };
-        if kinds.value(row) == "summary" {
-            case.summary = texts.value(row).to_string();
-        } else {
-            if !case.transcript.is_empty() {
-                case.transcript.push('\n');
-            }
-            case.transcript
-                .push_str(&format!("{}: {}", names.value(row), texts.value(row)));
-        }
-    }
-    Ok(order
-        .into_iter()
-        .map(|id| by_id.remove(&id).expect("recorded"))
-        .collect())
-}
-
-/// The endpoint of spec model `model`, with a per-request timeout and tries.
-pub(crate) fn endpoint(
-    ctx: &StageContext,
-    model: &str,
-    timeout_s: f64,
-    attempts: u32,
-) -> Result<Endpoint, StageError> {
-    let spec = ctx
-        .models
-        .spec(model)
-        .map_err(|e| StageError::Failed(e.to_string()))?;
-    Endpoint::new(
-        model,
-        spec,
-        std::time::Duration::from_secs_f64(timeout_s.max(0.001)),
-        attempts,
-    )
-    .map_err(|e| StageError::Failed(e.to_string()))
-}
-
-/// Judges the dialogues at `missing` with an endpoint, `concurrency` requests at a time;
-/// each judgement is cached as it completes, so a failure keeps the finished ones.
-#[allow(clippy::too_many_arguments)]
-fn judge_with_endpoint(
-    endpoint: &Endpoint,
-    params: &Params,
-    ctx: &StageContext,
-    cases: &[Case],
-    keys: &[String],
-    missing: &[usize],
-    rubric: &str,
-    satisfaction: &str,
-) -> Result<Vec<(usize, Judgement)>, StageError> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let done = Mutex::new(Vec::new());
-    let failure: Mutex<Option<StageError>> = Mutex::new(None);
-    let judge_one = |i: usize| -> Result<Judgement, StageError> {
-        let c = &cases[i];
-        let failed = |e: crate::llm::endpoint::EndpointError| {
-            StageError::Failed(format!("judge `{}`: {e}", params.model))
-        };
-        let question = c.rubric_question(rubric)?;
-        let distribution =
-            match openai::rate(endpoint, &[Message::new("user", &question)]).map_err(failed)? {
-                Rating::Distribution(d) => d,
-                Rating::Unparseable(reply) => {
-                    return Ok(Judgement {
-                        distribution: Vec::new(),
-                        ca_score: None,
-                        satisfaction: Vec::new(),
-                        rationale: String::new(),
-                        unparseable: Some(reply),
-                    });
-                }
-            };
-        let mut parties = Vec::new();
-        for ask in c.satisfaction_questions(satisfaction)? {
-            parties.push(
-                match openai::rate(endpoint, &[Message::new("user", &ask)]).map_err(failed)? {
-                    Rating::Distribution(d) => Some(expectation(&d)),
-                    Rating::Unparseable(_) => None,
-                },
-            );
-        }
-        let rating = expectation(&distribution);
-        let rationale = if params.rationale_tokens > 0 {
-            openai::answer(
-                endpoint,
-                &rationale_messages(&question, rating)?,
-                params.rationale_tokens,
-            )
-            .map_err(failed)?
-        } else {
-            String::new()
-        };
-        Ok(Judgement {
-            ca_score: Some(rating),
-            distribution,
-            satisfaction: parties,
-            rationale,
+impl Judgement {
+    /// A dialogue without agreement, given `score` without asking the judge.
+    fn fixed(score: f64) -> Self {
+        Judgement {
+            distribution: Vec::new(),
+            ca_score: Some(score),
+            satisfaction: Vec::new(),
+            rationale: "no agreement".into(),
             unparseable: None,
-        })
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..params.concurrency.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    if k >= missing.len()
-                        || ctx.check_cancelled().is_err()
-                        || failure.lock().map_or(true, |f| f.is_some())
-                    {
-                        return;
-                    }
-                    let i = missing[k];
-                    let outcome = judge_one(i).and_then(|judgement| {
-                        // A reply without a rating is not kept: the next run asks again.
-                        if judgement.unparseable.is_none() {
-                            ctx.rows
-                                .put(&keys[i], &judgement)
-                                .map_err(|e| StageError::Failed(e.to_string()))?;
-                        }
-                        Ok(judgement)
-                    });
-                    match outcome {
-                        Ok(judgement) => {
-                            ctx.rows.tally(false);
-                            ctx.progress.advance(1);
-                            done.lock().expect("no panics hold it").push((i, judgement));
-                        }
-                        Err(e) => {
-                            let mut slot = failure.lock().expect("no panics hold it");
-                            slot.get_or_insert(e);
-                            return;
-                        }
-                    }
-                }
-            });
         }
-    });
-    for notice in endpoint.take_notices() {
-        ctx.progress.note(&format!("{}: {notice}", ctx.name));
     }
-    ctx.check_cancelled()?;
-    if let Some(e) = failure.into_inner().expect("threads are done") {
-        return Err(e);
-    }
-    let done = done.into_inner().expect("threads are done");
-    let unparseable = done.iter().filter(|(_, j)| j.unparseable.is_some()).count();
-    if unparseable > 0 {
-        ctx.progress.note(&format!(
-            "{}: {unparseable} of {} judge replies held no rating (column `unparseable`; their `ca_score` is null)",
-            ctx.name,
-            done.len()
-        ));
-    }
-    Ok(done)
+}
+
+/// What a judgement depends on.
+#[derive(Serialize)]
+struct JudgementKey<'a> {
+    version: u32,
+    judge: &'a Value,
+    backend: Option<&'a str>,
+    rubric: &'a str,
+    satisfaction: &'a str,
+    rationale: &'a str,
+    rationale_tokens: usize,
+    no_agreement_score: Option<f64>,
+    dilemma: &'a str,
+    parties: &'a [Party],
+    transcript: &'a str,
+    summary: &'a str,
+    agreed: bool,
+}
+
+impl RowKey for JudgementKey<'_> {
+    const WHAT: &'static str = "judge dialogue";
 }
 
 impl Stage for Judge {
@@ -518,12 +226,8 @@ impl Stage for Judge {
         if params.concurrency == 0 {
             problems.push(("concurrency".into(), "must be at least 1".into()));
         }
-        if !(params.timeout_s.is_finite() && params.timeout_s > 0.0 && params.timeout_s <= 86_400.0)
-        {
-            problems.push((
-                "timeout_s".into(),
-                "must be a number of seconds in (0, 86400]".into(),
-            ));
+        if let Some(problem) = judge_model::timeout_problem(params.timeout_s) {
+            problems.push(("timeout_s".into(), problem));
         }
         if params.repeats == 1 {
             problems.push((
@@ -546,17 +250,19 @@ impl Stage for Judge {
 
     fn resources(&self, params: &Params) -> Vec<Resource> {
         vec![
-            super::template_resource("rubric_file", &params.rubric_file, "CA rubric", RUBRIC),
+            super::template_resource(
+                "rubric_file",
+                &params.rubric_file,
+                "CA rubric",
+                rubrics::COLLECTIVE_AGENCY,
+            ),
             super::template_resource(
                 "satisfaction_file",
                 &params.satisfaction_file,
                 "satisfaction question",
-                SATISFACTION,
+                rubrics::SATISFACTION,
             ),
-            Resource::Embedded {
-                name: "rationale request",
-                bytes: RATIONALE.as_bytes(),
-            },
+            Resource::embedded("rationale request", rubrics::RATIONALE),
         ]
     }
 
@@ -568,203 +274,190 @@ impl Stage for Judge {
         let [input] = ctx.inputs.as_slice() else {
             return Err(StageError::Failed("`judge` needs exactly one input".into()));
         };
-        let local = ctx.models.in_process(&params.model);
-        let rubric = super::read_template(ctx, &params.rubric_file, RUBRIC)?;
-        let satisfaction = super::read_template(ctx, &params.satisfaction_file, SATISFACTION)?;
-        let cases = cases(input)?;
+        let rubric = super::read_template(ctx, &params.rubric_file, rubrics::COLLECTIVE_AGENCY)?;
+        let satisfaction =
+            super::read_template(ctx, &params.satisfaction_file, rubrics::SATISFACTION)?;
+        let cases = Case::read_all(input)?;
+        let identity = ctx.models.identity_seen(&params.model);
         let backend = ctx
             .models
             .backend_name_of(&params.model)
             .map_err(|e| StageError::Failed(e.to_string()))?;
-        let identity = ctx.models.identity_seen(&params.model);
-        let keys: Vec<String> = cases
+        let keys: Vec<JudgementKey> = cases
             .iter()
-            .map(|c| {
-                row_key(&json!({
-                    "what": "judge dialogue",
-                    "version": Self::VERSION,
-                    "judge": identity,
-                    "backend": backend,
-                    "rubric": rubric,
-                    "satisfaction": satisfaction,
-                    "rationale": RATIONALE,
-                    "rationale_tokens": params.rationale_tokens,
-                    "no_agreement_score": params.no_agreement_score,
-                    "dilemma": c.dilemma,
-                    "parties": c.parties,
-                    "transcript": c.transcript,
-                    "summary": c.summary,
-                    "agreed": c.agreed,
-                }))
+            .map(|c| JudgementKey {
+                version: Self::VERSION,
+                judge: &identity,
+                backend,
+                rubric: &rubric,
+                satisfaction: &satisfaction,
+                rationale: rubrics::RATIONALE,
+                rationale_tokens: params.rationale_tokens,
+                no_agreement_score: params.no_agreement_score,
+                dilemma: &c.dilemma,
+                parties: &c.parties,
+                transcript: &c.transcript,
+                summary: &c.summary,
+                agreed: c.agreed,
             })
             .collect();
-        let mut judgements: Vec<Option<Judgement>> = keys.iter().map(|k| ctx.rows.get(k)).collect();
+        let mut rows = ctx.rows.open::<_, Judgement>(&keys);
         ctx.progress.set_total(cases.len() as u64);
-        for _ in judgements.iter().flatten() {
-            ctx.rows.tally(true);
-            ctx.progress.advance(1);
-        }
+        ctx.progress.advance(rows.cached() as u64);
         // Dialogues without agreement take the fixed score when there is one.
-        for (i, case) in cases.iter().enumerate() {
-            if judgements[i].is_none()
-                && !case.agreed
-                && let Some(score) = params.no_agreement_score
-            {
-                let judgement = Judgement {
-                    distribution: Vec::new(),
-                    ca_score: Some(score),
-                    satisfaction: Vec::new(),
-                    rationale: "no agreement".into(),
-                    unparseable: None,
-                };
-                judgements[i] = Some(record(ctx, &keys[i], judgement)?);
+        if let Some(score) = params.no_agreement_score {
+            for i in rows.missing().into_iter().filter(|&i| !cases[i].agreed) {
+                rows.insert(i, Judgement::fixed(score))?;
+                ctx.progress.advance(1);
             }
         }
-        let missing: Vec<usize> = (0..cases.len())
-            .filter(|&i| judgements[i].is_none())
-            .collect();
-        if !missing.is_empty() && !local {
-            let endpoint = endpoint(ctx, &params.model, params.timeout_s, params.attempts)?;
-            let rated = judge_with_endpoint(
-                &endpoint,
-                params,
-                ctx,
-                &cases,
-                &keys,
-                &missing,
-                &rubric,
-                &satisfaction,
-            )?;
-            for (i, judgement) in rated {
-                judgements[i] = Some(judgement);
-            }
-        } else if !missing.is_empty() {
-            let failed = |e: crate::llm::LlmError| {
-                StageError::Failed(format!("model `{}`: {e}", params.model))
-            };
-            let model = ctx.models.load(&params.model).map_err(failed)?;
-            let digits = answer_tokens(&model.tokenizer, &DIGITS).map_err(failed)?;
-            let encode = |messages: &[Message]| -> Result<Vec<u32>, StageError> {
-                let text = model.chat_prompt(messages).map_err(failed)?;
-                model.tokenizer.encode(&text).map_err(failed)
-            };
-            let distributions = |prompts: &[Vec<u32>]| -> Result<Vec<Vec<f64>>, StageError> {
-                let logprobs = next_token_logprobs(&model.model, prompts).map_err(failed)?;
-                Ok(logprobs
-                    .iter()
-                    .map(|row| answer_distribution(row, &digits, 1.0))
-                    .collect())
-            };
-            for chunk in missing.chunks(params.batch_size.max(1)) {
+        let missing = rows.missing();
+        if !missing.is_empty() {
+            let judge = JudgeModel::open(ctx, &params.model, params.asking())?;
+            let mut unparseable = 0;
+            for chunk in missing.chunks(judge.batch()) {
                 ctx.check_cancelled()?;
-                let mut questions = Vec::new();
-                let mut rubric_prompts = Vec::new();
-                let mut party_prompts = Vec::new();
-                for &i in chunk {
-                    let question = cases[i].rubric_question(&rubric)?;
-                    rubric_prompts.push(encode(&[Message::new("user", &question)])?);
-                    questions.push(question);
-                    for ask in cases[i].satisfaction_questions(&satisfaction)? {
-                        party_prompts.push(encode(&[Message::new("user", &ask)])?);
+                let judged =
+                    judge_chunk(&judge, params, chunk, &cases, &rubric, &satisfaction, ctx)?;
+                for (&i, judgement) in chunk.iter().zip(judged) {
+                    // A reply without a rating is not kept: the next run asks again.
+                    if judgement.unparseable.is_some() {
+                        unparseable += 1;
+                        rows.keep(i, judgement);
+                    } else {
+                        rows.insert(i, judgement)?;
                     }
-                }
-                let ca = distributions(&rubric_prompts)?;
-                let mut parties = distributions(&party_prompts)?.into_iter();
-                let rationales = if params.rationale_tokens > 0 {
-                    let mut rationale_requests = Vec::new();
-                    for (j, question) in questions.iter().enumerate() {
-                        rationale_requests.push(Request {
-                            prompt: encode(&rationale_messages(question, expectation(&ca[j]))?)?,
-                            sampling: Sampling::greedy(),
-                            max_new_tokens: params.rationale_tokens,
-                            seed: 0,
-                            stop_strings: vec!["\n\n".into()],
-                            top_logprobs: 0,
-                        });
-                    }
-                    generate(
-                        &model.model,
-                        &model.tokenizer,
-                        &rationale_requests,
-                        &model.stop_tokens,
-                        |_, _| {},
-                    )
-                    .map_err(failed)?
-                    .into_iter()
-                    .map(|c| c.text.trim().to_string())
-                    .collect()
-                } else {
-                    vec![String::new(); chunk.len()]
-                };
-                for ((j, &i), rationale) in chunk.iter().enumerate().zip(rationales) {
-                    let satisfaction: Vec<Option<f64>> = (0..cases[i].parties.len())
-                        .map(|_| Some(expectation(&parties.next().expect("one per party"))))
-                        .collect();
-                    let judgement = Judgement {
-                        ca_score: Some(expectation(&ca[j])),
-                        distribution: ca[j].clone(),
-                        satisfaction,
-                        rationale,
-                        unparseable: None,
-                    };
-                    judgements[i] = Some(record(ctx, &keys[i], judgement)?);
+                    ctx.progress.advance(1);
                 }
             }
-        }
-        let judgements: Vec<Judgement> = judgements
-            .into_iter()
-            .map(|j| j.expect("every dialogue is judged"))
-            .collect();
-
-        // Repeated ratings for the reliability check, sampled from the judge's distribution.
-        let mut repeat_ratings: Vec<Vec<u32>> = vec![Vec::new(); cases.len()];
-        let mut summary = None;
-        if params.repeats >= 2 {
-            let mut judged: Vec<usize> = (0..cases.len())
-                .filter(|&i| !judgements[i].distribution.is_empty())
-                .collect();
-            let mut rng = SeededRng::new(ctx.seed, &[b"repeat-sample"]);
-            // A seeded partial shuffle picks the sample.
-            let take = params.repeat_sample.min(judged.len());
-            for k in 0..take {
-                let j = k + rng.below(judged.len() - k);
-                judged.swap(k, j);
-            }
-            let mut sampled = Vec::new();
-            for &i in &judged[..take] {
-                let d = &judgements[i].distribution;
-                // p^(1/T) renormalised, in log space so that a small T cannot underflow.
-                let sharpened: Vec<f64> = {
-                    let logs: Vec<f64> = d
-                        .iter()
-                        .map(|p| p.max(1e-300).ln() / params.repeat_temperature)
-                        .collect();
-                    let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let weights: Vec<f64> = logs.iter().map(|l| (l - max).exp()).collect();
-                    let total: f64 = weights.iter().sum();
-                    weights.iter().map(|w| w / total).collect()
-                };
-                let mut stream =
-                    SeededRng::new(ctx.seed, &[b"repeat", cases[i].dialogue_id.as_bytes()]);
-                let ratings: Vec<u32> = (0..params.repeats)
-                    .map(|_| stream.weighted(&sharpened) as u32)
-                    .collect();
-                sampled.push(ratings.clone());
-                repeat_ratings[i] = ratings;
-            }
-            if let Some(r) = reliability(&sampled, 5) {
+            if unparseable > 0 {
                 ctx.progress.note(&format!(
-                    "{}: judge self-agreement over {} dialogues x {} ratings: exact {:.2}, within ±1 {:.2}, weighted kappa {:.2}, Pearson r {:.2}",
-                    ctx.name, r.dialogues, r.repeats, r.exact, r.within_one, r.weighted_kappa, r.pearson_r
+                    "{}: {unparseable} of {} judge replies held no rating (column `unparseable`; their `ca_score` is null)",
+                    ctx.name,
+                    missing.len()
                 ));
-                summary = Some(r);
             }
         }
+        let judgements = rows.finish();
+        let (repeat_ratings, summary) = repeat_ratings(params, &cases, &judgements, ctx);
+        self.table(&cases, &judgements, &repeat_ratings, summary)
+    }
+}
 
+/// Judges the dialogues at `chunk`: the rating of each, then each party's satisfaction
+/// and a rationale for those whose reply held a rating.
+fn judge_chunk(
+    judge: &JudgeModel,
+    params: &Params,
+    chunk: &[usize],
+    cases: &[Case],
+    rubric: &str,
+    satisfaction: &str,
+    ctx: &StageContext,
+) -> Result<Vec<Judgement>, StageError> {
+    let questions = chunk
+        .iter()
+        .map(|&i| cases[i].rubric_question(rubric))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ratings = judge.rate(&questions, &DIGITS, ctx)?;
+    let rated: Vec<usize> = (0..chunk.len())
+        .filter(|&k| ratings[k].distribution().is_some())
+        .collect();
+    // Every rated dialogue's parties, asked together.
+    let mut party_questions = Vec::new();
+    for &k in &rated {
+        party_questions.extend(cases[chunk[k]].satisfaction_questions(satisfaction)?);
+    }
+    let mut party_ratings = judge.rate(&party_questions, &DIGITS, ctx)?.into_iter();
+    let rationales = if params.rationale_tokens > 0 {
+        let asks = rated
+            .iter()
+            .map(|&k| rationale_messages(&questions[k], ratings[k].expectation().unwrap_or(0.0)))
+            .collect::<Result<Vec<_>, _>>()?;
+        judge.explain(&asks, params.rationale_tokens, ctx)?
+    } else {
+        vec![String::new(); rated.len()]
+    };
+    let mut rationales = rationales.into_iter();
+    Ok(ratings
+        .into_iter()
+        .zip(chunk)
+        .map(|(rating, &i)| match rating {
+            Rating::Distribution(distribution) => Judgement {
+                ca_score: Some(expectation(&distribution)),
+                distribution,
+                satisfaction: (0..cases[i].parties.len())
+                    .map(|_| party_ratings.next().and_then(|r| r.expectation()))
+                    .collect(),
+                rationale: rationales.next().unwrap_or_default(),
+                unparseable: None,
+            },
+            Rating::Unparseable(reply) => Judgement {
+                distribution: Vec::new(),
+                ca_score: None,
+                satisfaction: Vec::new(),
+                rationale: String::new(),
+                unparseable: Some(reply),
+            },
+        })
+        .collect())
+}
+
+/// Repeated ratings for the reliability check, sampled from the judge's distribution
+/// for a seeded sample of the judged dialogues, and how much they agree.
+fn repeat_ratings(
+    params: &Params,
+    cases: &[Case],
+    judgements: &[Judgement],
+    ctx: &StageContext,
+) -> (Vec<Vec<u32>>, Option<Reliability>) {
+    let mut repeat_ratings: Vec<Vec<u32>> = vec![Vec::new(); cases.len()];
+    if params.repeats < 2 {
+        return (repeat_ratings, None);
+    }
+    let mut judged: Vec<usize> = (0..cases.len())
+        .filter(|&i| !judgements[i].distribution.is_empty())
+        .collect();
+    let mut rng = SeededRng::new(ctx.seed, &[b"repeat-sample"]);
+    // A seeded partial shuffle picks the sample.
+    let take = params.repeat_sample.min(judged.len());
+    for k in 0..take {
+        let j = k + rng.below(judged.len() - k);
+        judged.swap(k, j);
+    }
+    let mut sampled = Vec::new();
+    for &i in &judged[..take] {
+        let sharpened = at_temperature(&judgements[i].distribution, params.repeat_temperature);
+        let mut stream = SeededRng::new(ctx.seed, &[b"repeat", cases[i].dialogue_id.as_bytes()]);
+        let ratings: Vec<u32> = (0..params.repeats)
+            .map(|_| stream.weighted(&sharpened) as u32)
+            .collect();
+        sampled.push(ratings.clone());
+        repeat_ratings[i] = ratings;
+    }
+    let summary = reliability(&sampled, 5);
+    if let Some(r) = &summary {
+        ctx.progress.note(&format!(
+            "{}: judge self-agreement over {} dialogues x {} ratings: exact {:.2}, within ±1 {:.2}, weighted kappa {:.2}, Pearson r {:.2}",
+            ctx.name, r.dialogues, r.repeats, r.exact, r.within_one, r.weighted_kappa, r.pearson_r
+        ));
+    }
+    (repeat_ratings, summary)
+}
+
+impl Judge {
+    /// The output table; the self-agreement statistics travel in its Parquet metadata.
+    fn table(
+        &self,
+        cases: &[Case],
+        judgements: &[Judgement],
+        repeat_ratings: &[Vec<u32>],
+        summary: Option<Reliability>,
+    ) -> Result<RecordBatch, StageError> {
         let mut distribution = ListBuilder::new(Float64Builder::new());
         let mut satisfaction = ListBuilder::new(Float64Builder::new());
         let mut repeats = ListBuilder::new(UInt32Builder::new());
-        for (j, r) in judgements.iter().zip(&repeat_ratings) {
+        for (j, r) in judgements.iter().zip(repeat_ratings) {
             distribution.append_value(j.distribution.iter().map(|&x| Some(x)));
             satisfaction.append_value(j.satisfaction.iter().copied());
             repeats.append_value(r.iter().map(|&x| Some(x)));
@@ -785,11 +478,10 @@ impl Stage for Judge {
             )),
             table::strings(judgements.iter().map(|j| j.rationale.as_str())),
             Arc::new(repeats.finish()),
-            Arc::new(arrow::array::StringArray::from_iter(
+            Arc::new(StringArray::from_iter(
                 judgements.iter().map(|j| j.unparseable.as_deref()),
             )),
         ];
-        // The self-agreement statistics travel in the Parquet file's metadata.
         let schema = Stage::output_schema(self);
         let schema = match summary {
             Some(r) => Arc::new(schema.as_ref().clone().with_metadata(

@@ -16,17 +16,14 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::Value;
 
-use super::judge::{Case, cases, render};
-use crate::judge::openai::{self, Rating};
-use crate::llm::chat::Message;
-use crate::llm::choice::{answer_distribution, answer_tokens, next_token_logprobs};
+use crate::judge::judge_model::{self, Asking};
+use crate::judge::{Case, JudgeModel, Verdict, Winner, rubrics};
+use crate::prompt::render;
 use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
-use crate::store::row_cache::row_key;
+use crate::store::row_cache::RowKey;
 use crate::table;
-
-pub const RUBRIC: &str = include_str!("../../data/rubrics/pairwise_collective_agency.jinja");
 
 /// Pairwise Collective Agency judging.
 pub struct JudgePairwise;
@@ -42,33 +39,32 @@ pub struct Params {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rubric_file: Option<PathBuf>,
     /// Pairs judged in one batch (in-process judge).
-    #[serde(default = "super::judge::default_batch_size")]
+    #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// Seconds one request may take, and tries per request (endpoint judge).
-    #[serde(default = "super::judge::default_timeout_s")]
+    #[serde(default = "judge_model::default_timeout_s")]
     pub timeout_s: f64,
-    #[serde(default = "super::judge::default_attempts")]
+    #[serde(default = "judge_model::default_attempts")]
     pub attempts: u32,
 }
 
-/// One cached verdict: P(A preferred) with A shown first and with A shown second (`None`
-/// when the reply held no answer).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Verdict {
-    pub a_first: Option<f64>,
-    pub a_second: Option<f64>,
+fn default_batch_size() -> usize {
+    16
 }
 
-impl Verdict {
-    /// `a` or `b` when preferred in both orders, else `inconsistent` (or `unparseable`).
-    pub(crate) fn winner(&self) -> &'static str {
-        match (self.a_first, self.a_second) {
-            (Some(x), Some(y)) if x > 0.5 && y > 0.5 => "a",
-            (Some(x), Some(y)) if x < 0.5 && y < 0.5 => "b",
-            (Some(_), Some(_)) => "inconsistent",
-            _ => "unparseable",
-        }
-    }
+/// What a verdict depends on: the judge, the rubric and both outcomes.
+#[derive(Serialize)]
+struct VerdictKey<'a> {
+    version: u32,
+    judge: &'a Value,
+    backend: Option<&'a str>,
+    rubric: &'a str,
+    a: [&'a str; 3],
+    b: [&'a str; 3],
+}
+
+impl RowKey for VerdictKey<'_> {
+    const WHAT: &'static str = "pairwise verdict";
 }
 
 fn outcome(case: &Case) -> minijinja::Value {
@@ -117,14 +113,10 @@ impl Stage for JudgePairwise {
     }
 
     fn check_params(&self, params: &Params) -> Vec<(String, String)> {
-        if params.timeout_s.is_finite() && params.timeout_s > 0.0 && params.timeout_s <= 86_400.0 {
-            Vec::new()
-        } else {
-            vec![(
-                "timeout_s".into(),
-                "must be a number of seconds in (0, 86400]".into(),
-            )]
-        }
+        judge_model::timeout_problem(params.timeout_s)
+            .map(|problem| ("timeout_s".to_string(), problem))
+            .into_iter()
+            .collect()
     }
 
     fn check_inputs(&self, _params: &Params, inputs: &[Upstream]) -> Result<(), String> {
@@ -139,7 +131,7 @@ impl Stage for JudgePairwise {
             "rubric_file",
             &params.rubric_file,
             "pairwise CA rubric",
-            RUBRIC,
+            rubrics::PAIRWISE,
         )]
     }
 
@@ -153,8 +145,8 @@ impl Stage for JudgePairwise {
                 "`judge_pairwise` needs two inputs".into(),
             ));
         };
-        let rubric = super::read_template(ctx, &params.rubric_file, RUBRIC)?;
-        let (a_cases, b_cases) = (cases(a)?, cases(b)?);
+        let rubric = super::read_template(ctx, &params.rubric_file, rubrics::PAIRWISE)?;
+        let (a_cases, b_cases) = (Case::read_all(a)?, Case::read_all(b)?);
         let pairs: Vec<(&Case, &Case)> = a_cases
             .iter()
             .filter_map(|x| {
@@ -170,13 +162,23 @@ impl Stage for JudgePairwise {
                 a.name, b.name
             )));
         }
-        let local = ctx.models.in_process(&params.model);
+        let identity = ctx.models.identity_seen(&params.model);
         let backend = ctx
             .models
             .backend_name_of(&params.model)
             .map_err(|e| StageError::Failed(e.to_string()))?;
-        let identity = ctx.models.identity_seen(&params.model);
-        let prompt = |first: &Case, second: &Case| {
+        let keys: Vec<VerdictKey> = pairs
+            .iter()
+            .map(|(x, y)| VerdictKey {
+                version: Self::VERSION,
+                judge: &identity,
+                backend,
+                rubric: &rubric,
+                a: [&x.dilemma, &x.transcript, &x.summary],
+                b: [&y.dilemma, &y.transcript, &y.summary],
+            })
+            .collect();
+        let question = |first: &Case, second: &Case| {
             render(
                 &rubric,
                 minijinja::context! {
@@ -186,93 +188,32 @@ impl Stage for JudgePairwise {
                 },
             )
         };
-        let keys: Vec<String> = pairs
-            .iter()
-            .map(|(x, y)| {
-                row_key(&json!({
-                    "what": "pairwise verdict", "version": Self::VERSION,
-                    "judge": identity, "backend": backend, "rubric": rubric,
-                    "a": [x.dilemma, x.transcript, x.summary],
-                    "b": [y.dilemma, y.transcript, y.summary],
-                }))
-            })
-            .collect();
-        let mut verdicts: Vec<Option<Verdict>> = keys.iter().map(|k| ctx.rows.get(k)).collect();
         ctx.progress.set_total(pairs.len() as u64);
-        for _ in verdicts.iter().flatten() {
-            ctx.rows.tally(true);
-            ctx.progress.advance(1);
-        }
-        let missing: Vec<usize> = (0..pairs.len())
-            .filter(|&i| verdicts[i].is_none())
-            .collect();
-        // P(first shown preferred) for each (first, second) question.
-        let ask = |questions: Vec<String>| -> Result<Vec<Option<f64>>, StageError> {
-            if local {
-                let failed = |e: crate::llm::LlmError| {
-                    StageError::Failed(format!("model `{}`: {e}", params.model))
-                };
-                let model = ctx.models.load(&params.model).map_err(failed)?;
-                let answers = answer_tokens(&model.tokenizer, &["1", "2"]).map_err(failed)?;
-                let mut out = Vec::new();
-                for chunk in questions.chunks(params.batch_size.max(1)) {
-                    ctx.check_cancelled()?;
-                    let mut prompts = Vec::new();
-                    for q in chunk {
-                        let text = model
-                            .chat_prompt(&[Message::new("user", q)])
-                            .map_err(failed)?;
-                        prompts.push(model.tokenizer.encode(&text).map_err(failed)?);
-                    }
-                    for row in next_token_logprobs(&model.model, &prompts).map_err(failed)? {
-                        out.push(Some(answer_distribution(&row, &answers, 1.0)[0]));
-                    }
-                }
-                Ok(out)
-            } else {
-                let endpoint =
-                    super::judge::endpoint(ctx, &params.model, params.timeout_s, params.attempts)?;
-                questions
-                    .iter()
-                    .map(|q| {
-                        ctx.check_cancelled()?;
-                        let rating =
-                            openai::rate(&endpoint, &[Message::new("user", q)]).map_err(|e| {
-                                StageError::Failed(format!("judge `{}`: {e}", params.model))
-                            })?;
-                        Ok(match rating {
-                            Rating::Distribution(d) if d[1] + d[2] > 0.0 => {
-                                Some(d[1] / (d[1] + d[2]))
-                            }
-                            _ => None,
-                        })
-                    })
-                    .collect()
-            }
+        let asking = Asking {
+            batch_size: params.batch_size,
+            timeout_s: params.timeout_s,
+            attempts: params.attempts,
+            ..Asking::default()
         };
-        for chunk in missing.chunks(params.batch_size.max(1)) {
-            let mut questions = Vec::new();
+        let mut judge = None;
+        let verdicts: Vec<Verdict> = ctx.get_or_compute(&keys, params.batch_size, |chunk| {
+            let judge = match &judge {
+                Some(judge) => judge,
+                None => judge.insert(JudgeModel::open(ctx, &params.model, asking)?),
+            };
+            let mut questions = Vec::with_capacity(2 * chunk.len());
             for &i in chunk {
                 let (x, y) = pairs[i];
-                questions.push(prompt(x, y)?);
-                questions.push(prompt(y, x)?);
+                questions.push(question(x, y)?);
+                questions.push(question(y, x)?);
             }
-            let answers = ask(questions)?;
-            for (k, &i) in chunk.iter().enumerate() {
-                let verdict = Verdict {
-                    a_first: answers[2 * k],
-                    a_second: answers[2 * k + 1].map(|p| 1.0 - p),
-                };
-                ctx.rows
-                    .put(&keys[i], &verdict)
-                    .map_err(|e| StageError::Failed(e.to_string()))?;
-                ctx.rows.tally(false);
-                ctx.progress.advance(1);
-                verdicts[i] = Some(verdict);
-            }
-        }
-        let verdicts: Vec<Verdict> = verdicts.into_iter().map(|v| v.expect("judged")).collect();
-        let share = |w: &str| {
+            let ratings = judge.rate(&questions, &["1", "2"], ctx)?;
+            let first_preferred = |k: usize| ratings[k].distribution().map(|d| d[0]);
+            Ok((0..chunk.len())
+                .map(|k| Verdict::from_orders(first_preferred(2 * k), first_preferred(2 * k + 1)))
+                .collect())
+        })?;
+        let share = |w: Winner| {
             verdicts.iter().filter(|v| v.winner() == w).count() as f64 / verdicts.len() as f64
         };
         ctx.progress.note(&format!(
@@ -280,10 +221,10 @@ impl Stage for JudgePairwise {
             ctx.name,
             verdicts.len(),
             a.name,
-            100.0 * share("a"),
+            100.0 * share(Winner::A),
             b.name,
-            100.0 * share("b"),
-            100.0 * share("inconsistent")
+            100.0 * share(Winner::B),
+            100.0 * share(Winner::Inconsistent)
         ));
         let columns: Vec<ArrayRef> = vec![
             table::strings(pairs.iter().map(|(x, _)| x.group_id.as_str())),
@@ -294,29 +235,8 @@ impl Stage for JudgePairwise {
             table::strings(pairs.iter().map(|(_, y)| y.dialogue_id.as_str())),
             Arc::new(Float64Array::from_iter(verdicts.iter().map(|v| v.a_first))),
             Arc::new(Float64Array::from_iter(verdicts.iter().map(|v| v.a_second))),
-            table::strings(verdicts.iter().map(Verdict::winner)),
+            table::strings(verdicts.iter().map(|v| v.winner().name())),
         ];
         table::batch(&Stage::output_schema(self), columns)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Verdict;
-
-    #[test]
-    fn a_win_needs_both_orders() {
-        let v = |a_first, a_second| Verdict {
-            a_first: Some(a_first),
-            a_second: Some(a_second),
-        };
-        assert_eq!(v(0.8, 0.7).winner(), "a");
-        assert_eq!(v(0.2, 0.1).winner(), "b");
-        assert_eq!(v(0.8, 0.3).winner(), "inconsistent");
-        let missing = Verdict {
-            a_first: None,
-            a_second: Some(0.9),
-        };
-        assert_eq!(missing.winner(), "unparseable");
     }
 }

@@ -1,7 +1,7 @@
 //! `rollout`: negotiation dialogues between agents with opposing personas (self-play when
 //! every agent runs the same model), `group_size` per (dilemma, persona pair) row.
 //!
-//! The protocol is in [`super::dialogue`]. Each dialogue is keyed by what it depends on —
+//! The protocol is in [`crate::dialogue`]. Each dialogue is keyed by what it depends on —
 //! its dilemma and personas, the agents' and agreement model's identities, the backend,
 //! the sampling and protocol settings, the prompt templates and its own seed (from the
 //! stage seed, its pair and its sample index) — and cached per row as soon as it ends, so
@@ -13,57 +13,30 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float32Builder, Float64Array, ListBuilder, StringArray,
-    UInt32Array, UInt32Builder,
+    ArrayRef, BooleanArray, Float32Builder, Float64Array, ListBuilder, StringArray, UInt32Array,
+    UInt32Builder,
 };
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::Value;
 
-use super::dialogue::{AgreementCheck, Context, Dialogue, Party, Protocol, Task};
+use crate::dialogue::templates::{AGREEMENT, PROTOCOL, SUMMARY};
+use crate::dialogue::{
+    Agreement, AgreementKey, ContextTurns, Dialogue, DialogueSettings, Party, Task, Templates,
+    parties,
+};
 use crate::llm::sampling::Sampling;
 use crate::seed::SeededRng;
-use crate::stage::{Input, Resource, Stage, StageContext, StageError, Upstream};
-use crate::store::row_cache::row_key;
+use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
+use crate::store::row_cache::RowKey;
 use crate::table;
-
-/// Built-in prompt templates.
-pub const PROTOCOL: &str = include_str!("../../data/prompts/negotiation_protocol.jinja");
-pub const AGREEMENT: &str = include_str!("../../data/prompts/agreement_check.jinja");
-pub const SUMMARY: &str = include_str!("../../data/prompts/closing_summary.jinja");
 
 /// Negotiation dialogues.
 pub struct Rollout;
 
-/// How agreement is detected after each turn.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Agreement {
-    /// Ask `agreement_model` whether the core solution is settled (the paper's check).
-    #[default]
-    Judge,
-    /// Agreed when a turn contains `marker`, which the protocol asks agents to write.
-    Marker,
-}
-
-/// How many past turns an agent sees: a number, or `all`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum ContextTurns {
-    Last(usize),
-    All(AllTurns),
-}
-
-/// The word `all`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum AllTurns {
-    All,
-}
-
-/// Parameters of `rollout` (and of `grpo`'s rollouts, under the same names).
+/// Parameters of `rollout`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
@@ -77,28 +50,8 @@ pub struct Params {
     /// Dialogues per input row.
     #[serde(default = "default_group_size")]
     pub group_size: usize,
-    /// The most turns a dialogue has (all agents together).
-    #[serde(default = "default_max_turns")]
-    pub max_turns: usize,
-    /// Past turns an agent sees when it speaks: a number, or `all`.
-    #[serde(default = "default_context_turns")]
-    pub context_turns: ContextTurns,
-    #[serde(default = "default_temperature")]
-    pub temperature: f32,
-    #[serde(default = "default_top_p")]
-    pub top_p: f32,
-    /// The longest turn (and summary), in tokens.
-    #[serde(default = "default_max_new_tokens")]
-    pub max_new_tokens: usize,
-    /// How agreement is detected after each turn.
-    #[serde(default)]
-    pub agreement: Agreement,
-    /// The model that checks agreement (default: the first agent's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agreement_model: Option<String>,
-    /// `agreement: marker`: the phrase that signals acceptance.
-    #[serde(default = "default_marker")]
-    pub marker: String,
+    #[serde(flatten)]
+    pub dialogue: DialogueSettings,
     /// Jinja templates replacing the built-in system prompt, agreement question and
     /// closing-summary request (`data/prompts/`), relative to the spec's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,34 +60,10 @@ pub struct Params {
     pub agreement_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary_file: Option<PathBuf>,
-    /// Dialogues decoded in one batch.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
 }
 
 fn default_group_size() -> usize {
     4
-}
-pub(crate) fn default_max_turns() -> usize {
-    7
-}
-pub(crate) fn default_context_turns() -> ContextTurns {
-    ContextTurns::Last(2)
-}
-pub(crate) fn default_temperature() -> f32 {
-    0.7
-}
-pub(crate) fn default_top_p() -> f32 {
-    0.95
-}
-pub(crate) fn default_max_new_tokens() -> usize {
-    128
-}
-pub(crate) fn default_marker() -> String {
-    "[AGREED]".into()
-}
-pub(crate) fn default_batch_size() -> usize {
-    16
 }
 
 impl Params {
@@ -147,46 +76,47 @@ impl Params {
         }
     }
 
-    /// The dialogue protocol these parameters describe, for `agents`.
-    pub(crate) fn protocol(
-        &self,
-        agents: Vec<String>,
-        ctx: &StageContext,
-    ) -> Result<Protocol, StageError> {
-        let system_prompt = super::read_template(ctx, &self.protocol_file, PROTOCOL)?;
-        let summary_prompt = super::read_template(ctx, &self.summary_file, SUMMARY)?;
-        let agreement = match self.agreement {
-            Agreement::Judge => AgreementCheck::Judge {
-                model: self.agreement_model().expect("checked: agents exist"),
-                prompt: super::read_template(ctx, &self.agreement_file, AGREEMENT)?,
+    /// The templates, from the spec's files where it names them.
+    fn templates(&self, ctx: &StageContext) -> Result<Templates, StageError> {
+        Ok(Templates {
+            system: super::read_template(ctx, &self.protocol_file, PROTOCOL)?,
+            // Read only when asked: a marker check never uses it.
+            agreement: match self.dialogue.agreement {
+                Agreement::Judge => super::read_template(ctx, &self.agreement_file, AGREEMENT)?,
+                Agreement::Marker => String::new(),
             },
-            Agreement::Marker => AgreementCheck::Marker(self.marker.clone()),
-        };
-        Ok(Protocol {
-            agents,
-            max_turns: self.max_turns,
-            context: match self.context_turns {
-                ContextTurns::Last(n) => Context::Last(n),
-                ContextTurns::All(_) => Context::All,
-            },
-            sampling: Sampling {
-                temperature: self.temperature,
-                top_k: 0,
-                top_p: self.top_p,
-            },
-            max_new_tokens: self.max_new_tokens,
-            agreement,
-            system_prompt,
-            summary_prompt,
-            batch_size: self.batch_size,
+            summary: super::read_template(ctx, &self.summary_file, SUMMARY)?,
         })
     }
+}
 
-    fn agreement_model(&self) -> Option<String> {
-        self.agreement_model
-            .clone()
-            .or_else(|| self.agent_models().first().cloned())
-    }
+/// What a dialogue depends on.
+#[derive(Serialize)]
+struct DialogueKey<'a> {
+    version: u32,
+    dilemma: &'a str,
+    parties: Vec<[&'a str; 2]>,
+    agents: &'a [Value],
+    agreement: &'a AgreementKey<'a>,
+    backend: &'a str,
+    max_turns: usize,
+    context_turns: &'a ContextTurns,
+    sampling: Sampling,
+    max_new_tokens: usize,
+    system_prompt: &'a str,
+    summary_prompt: &'a str,
+    seed: u64,
+}
+
+impl RowKey for DialogueKey<'_> {
+    const WHAT: &'static str = "rollout dialogue";
+}
+
+/// One dialogue of the output: input row `row`'s sample `sample`.
+struct Slot {
+    row: usize,
+    sample: usize,
+    task: Task,
 }
 
 impl Stage for Rollout {
@@ -292,30 +222,7 @@ impl Stage for Rollout {
         if params.group_size == 0 {
             problems.push(("group_size".into(), "must be at least 1".into()));
         }
-        if params.max_turns < 2 {
-            problems.push((
-                "max_turns".into(),
-                "a negotiation needs at least 2 turns".into(),
-            ));
-        }
-        if params.context_turns == ContextTurns::Last(0) {
-            problems.push((
-                "context_turns".into(),
-                "agents must see at least 1 turn (or `all`)".into(),
-            ));
-        }
-        if params.temperature.is_nan() || params.temperature < 0.0 {
-            problems.push(("temperature".into(), "must be 0 or more".into()));
-        }
-        if !(params.top_p > 0.0 && params.top_p <= 1.0) {
-            problems.push(("top_p".into(), "must be in (0, 1]".into()));
-        }
-        if params.max_new_tokens == 0 {
-            problems.push(("max_new_tokens".into(), "must be at least 1".into()));
-        }
-        if params.agreement == Agreement::Marker && params.marker.trim().is_empty() {
-            problems.push(("marker".into(), "`agreement: marker` needs a marker".into()));
-        }
+        problems.extend(params.dialogue.problems());
         problems
     }
 
@@ -342,7 +249,7 @@ impl Stage for Rollout {
                 SUMMARY,
             ),
         ];
-        if params.agreement == Agreement::Judge {
+        if params.dialogue.agreement == Agreement::Judge {
             resources.push(super::template_resource(
                 "agreement_file",
                 &params.agreement_file,
@@ -365,11 +272,10 @@ impl Stage for Rollout {
                 models.push((field, name));
             }
         }
-        if params.agreement == Agreement::Judge
-            && let Some(name) = params.agreement_model()
-            && !models.iter().any(|(_, n)| *n == name)
+        if let Some(name) = params.dialogue.named_agreement_model()
+            && !models.iter().any(|(_, n)| n == name)
         {
-            models.push(("agreement_model", name));
+            models.push(("agreement_model", name.to_string()));
         }
         models
     }
@@ -381,11 +287,12 @@ impl Stage for Rollout {
             ));
         };
         let agents = params.agent_models();
-        let protocol = params.protocol(agents.clone(), ctx)?;
-        for name in agents.iter().chain(match &protocol.agreement {
-            AgreementCheck::Judge { model, .. } => Some(model),
-            AgreementCheck::Marker(_) => None,
-        }) {
+        let first_agent = agents.first().map_or("", String::as_str);
+        let protocol =
+            params
+                .dialogue
+                .protocol(agents.clone(), first_agent, params.templates(ctx)?);
+        for name in protocol.models() {
             if !ctx.models.in_process(name) {
                 return Err(StageError::Failed(format!(
                     "model `{name}` is an endpoint; `rollout` runs in-process models only for now"
@@ -395,30 +302,9 @@ impl Stage for Rollout {
 
         // The tasks: group_size dialogues per input row.
         let pair_ids = table::string_column(input, "pair_id")?;
-        let dilemma_ids = table::string_column(input, "dilemma_id")?;
         let dilemmas = table::string_column(input, "dilemma")?;
-        let backend = ctx
-            .models
-            .backend()
-            .map_err(|e| StageError::Failed(e.to_string()))?
-            .name;
-        let identities: Vec<serde_json::Value> =
-            agents.iter().map(|a| ctx.models.identity_seen(a)).collect();
-        let agreement_identity = match &protocol.agreement {
-            AgreementCheck::Judge { model, prompt } => {
-                json!({"model": ctx.models.identity_seen(model), "prompt": prompt})
-            }
-            AgreementCheck::Marker(marker) => json!({ "marker": marker }),
-        };
-        struct Slot {
-            row: usize,
-            sample: usize,
-            key: String,
-            task: Task,
-        }
-        let all_parties = parties(input, agents.len())?;
         let mut slots = Vec::with_capacity(input.batch.num_rows() * params.group_size);
-        for (row, parties) in all_parties.into_iter().enumerate() {
+        for (row, parties) in parties(input, agents.len())?.into_iter().enumerate() {
             for sample in 0..params.group_size {
                 let seed = SeededRng::new(
                     ctx.seed,
@@ -429,63 +315,82 @@ impl Stage for Rollout {
                     ],
                 )
                 .next_u64();
-                let key = row_key(&json!({
-                    "what": "rollout dialogue",
-                    "version": Self::VERSION,
-                    "dilemma": dilemmas.value(row),
-                    "parties": parties.iter().map(|p| [&p.persona, &p.profile]).collect::<Vec<_>>(),
-                    "agents": identities,
-                    "agreement": agreement_identity,
-                    "backend": backend,
-                    "max_turns": protocol.max_turns,
-                    "context_turns": params.context_turns,
-                    "sampling": protocol.sampling,
-                    "max_new_tokens": protocol.max_new_tokens,
-                    "system_prompt": protocol.system_prompt,
-                    "summary_prompt": protocol.summary_prompt,
-                    "seed": seed,
-                }));
-                slots.push(Slot {
-                    row,
-                    sample,
-                    key,
-                    task: Task {
-                        dilemma: dilemmas.value(row).to_string(),
-                        parties: parties.clone(),
-                        seed,
-                    },
-                });
+                let task = Task {
+                    dilemma: dilemmas.value(row).to_string(),
+                    parties: parties.clone(),
+                    seed,
+                };
+                slots.push(Slot { row, sample, task });
             }
         }
 
-        // Cached dialogues, then the rest, cached as each finishes.
-        let mut done: Vec<Option<Dialogue>> = slots
+        let backend = ctx
+            .models
+            .backend()
+            .map_err(|e| StageError::Failed(e.to_string()))?
+            .name;
+        let identities: Vec<Value> = agents.iter().map(|a| ctx.models.identity_seen(a)).collect();
+        let agreement = protocol
+            .agreement
+            .key(|model| ctx.models.identity_seen(model));
+        let keys: Vec<DialogueKey> = slots
             .iter()
-            .map(|s| ctx.rows.get::<Dialogue>(&s.key))
+            .map(|slot| DialogueKey {
+                version: Self::VERSION,
+                dilemma: &slot.task.dilemma,
+                parties: slot
+                    .task
+                    .parties
+                    .iter()
+                    .map(|p| [p.persona.as_str(), p.profile.as_str()])
+                    .collect(),
+                agents: &identities,
+                agreement: &agreement,
+                backend,
+                max_turns: protocol.max_turns,
+                context_turns: &params.dialogue.context_turns,
+                sampling: protocol.sampling,
+                max_new_tokens: protocol.max_new_tokens,
+                system_prompt: &protocol.system_prompt,
+                summary_prompt: &protocol.summary_prompt,
+                seed: slot.task.seed,
+            })
             .collect();
-        let cached = done.iter().flatten().count();
-        for _ in 0..cached {
-            ctx.rows.tally(true);
-        }
+
+        // Cached dialogues, then the rest, cached as each finishes.
+        let mut rows = ctx.rows.open::<_, Dialogue>(&keys);
         ctx.progress.set_total(slots.len() as u64);
-        ctx.progress.advance(cached as u64);
-        let missing: Vec<usize> = (0..slots.len()).filter(|&i| done[i].is_none()).collect();
+        ctx.progress.advance(rows.cached() as u64);
+        let missing = rows.missing();
         let tasks: Vec<Task> = missing.iter().map(|&i| slots[i].task.clone()).collect();
         protocol.run(&tasks, ctx.models, ctx, |t, dialogue| {
-            let slot = missing[t];
-            ctx.rows
-                .put(&slots[slot].key, &dialogue)
-                .map_err(|e| StageError::Failed(e.to_string()))?;
-            ctx.rows.tally(false);
+            rows.insert(missing[t], dialogue)?;
             ctx.progress.advance(1);
-            done[slot] = Some(dialogue);
             Ok(())
         })?;
+        let ids: Vec<String> = (0..slots.len())
+            .map(|i| rows.digest(i)[..12].to_string())
+            .collect();
+        let dialogues = rows.finish();
+        self.table(input, &agents, &slots, &ids, &dialogues)
+    }
+}
 
-        // One row per turn and one per summary.
+impl Rollout {
+    /// One row per turn and one per summary.
+    fn table(
+        &self,
+        input: &crate::stage::Input,
+        agents: &[String],
+        slots: &[Slot],
+        ids: &[String],
+        dialogues: &[Dialogue],
+    ) -> Result<RecordBatch, StageError> {
+        let pair_ids = table::string_column(input, "pair_id")?;
+        let dilemma_ids = table::string_column(input, "dilemma_id")?;
+        let dilemmas = table::string_column(input, "dilemma")?;
         let mut out = Columns::default();
-        for (slot, dialogue) in slots.iter().zip(&done) {
-            let dialogue = dialogue.as_ref().expect("every dialogue is done");
+        for ((slot, id), dialogue) in slots.iter().zip(ids).zip(dialogues) {
             let turns = dialogue.turns.len() as u32;
             let utterances = dialogue
                 .turns
@@ -494,16 +399,16 @@ impl Stage for Rollout {
                 .map(|(i, u)| (i as u32, "turn", u))
                 .chain(std::iter::once((turns, "summary", &dialogue.summary)));
             for (turn, kind, u) in utterances {
-                out.dialogue_id.push(slot.key[..12].to_string());
+                let party: &Party = &slot.task.parties[u.speaker];
+                out.dialogue_id.push(id.clone());
                 out.group_id.push(pair_ids.value(slot.row).to_string());
                 out.sample.push(slot.sample as u32);
                 out.turn.push(turn);
                 out.kind.push(kind);
                 out.speaker.push(u.speaker as u32);
                 out.model.push(agents[u.speaker].clone());
-                out.persona
-                    .push(slot.task.parties[u.speaker].persona.clone());
-                out.name.push(slot.task.parties[u.speaker].name.clone());
+                out.persona.push(party.persona.clone());
+                out.name.push(party.name.clone());
                 out.text.push(u.text.clone());
                 out.prompt_ids
                     .append_value(u.prompt_ids.iter().map(|&x| Some(x)));
@@ -520,7 +425,6 @@ impl Stage for Rollout {
                     .push(slot.task.parties.iter().map(|p| p.name.clone()).collect());
             }
         }
-        let schema = Stage::output_schema(self);
         let columns: Vec<ArrayRef> = vec![
             table::strings(&out.dialogue_id),
             table::strings(&out.group_id),
@@ -542,76 +446,8 @@ impl Stage for Rollout {
             Arc::new(StringArray::from(out.dilemma)),
             table::string_lists(out.parties.iter()),
         ];
-        table::batch(&schema, columns)
+        table::batch(&Stage::output_schema(self), columns)
     }
-}
-
-/// Each input row's parties, one per agent: the pair's two personas, then
-/// `more_personas`.
-pub(crate) fn parties(input: &Input, agents: usize) -> Result<Vec<Vec<Party>>, StageError> {
-    let pair_personas = [
-        (
-            table::string_column(input, "persona_a")?,
-            table::string_column(input, "persona_a_profile")?,
-        ),
-        (
-            table::string_column(input, "persona_b")?,
-            table::string_column(input, "persona_b_profile")?,
-        ),
-    ];
-    let list = |name: &str| {
-        input
-            .batch
-            .column_by_name(name)
-            .and_then(|c| c.as_any().downcast_ref::<arrow::array::ListArray>())
-            .cloned()
-    };
-    let (more_ids, more_profiles) = (list("more_personas"), list("more_profiles"));
-    // Agent i's (persona id, profile) in row `row`: the pair, then `more_personas`.
-    let persona = |row: usize, i: usize| -> Result<(String, String), StageError> {
-        if let Some((ids, profiles)) = pair_personas.get(i) {
-            return Ok((ids.value(row).to_string(), profiles.value(row).to_string()));
-        }
-        let missing = || {
-            StageError::Failed(format!(
-                "{agents} agents need {agents} parties per row, but `{}` has fewer; set `parties: {agents}` in its `persona_pairing`",
-                input.name,
-            ))
-        };
-        let (Some(ids), Some(profiles)) = (&more_ids, &more_profiles) else {
-            return Err(missing());
-        };
-        let (ids, profiles) = (ids.value(row), profiles.value(row));
-        let ids = ids
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(missing)?;
-        let profiles = profiles
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(missing)?;
-        if i - 2 >= ids.len() {
-            return Err(missing());
-        }
-        Ok((
-            ids.value(i - 2).to_string(),
-            profiles.value(i - 2).to_string(),
-        ))
-    };
-    (0..input.batch.num_rows())
-        .map(|row| {
-            (0..agents)
-                .map(|i| {
-                    let (persona, profile) = persona(row, i)?;
-                    Ok(Party {
-                        persona,
-                        name: profile.split(". ").next().unwrap_or("").to_string(),
-                        profile,
-                    })
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// The output columns being built.

@@ -20,9 +20,9 @@ use serde::de::DeserializeOwned;
 
 use crate::llm::export::{NamedTensor, hf_tensors, save_hf_folder, save_safetensors};
 use crate::llm::loaded::LoadedModel;
+use crate::llm::model_spec::Dtype;
 use crate::llm::weights::safetensors::SafetensorsWeights;
 use crate::llm::{LlamaModel, LlmError};
-use crate::spec::Dtype;
 
 /// What a saved state holds besides the models.
 pub struct Restored<P> {

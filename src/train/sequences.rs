@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::logprobs::Scored;
-use crate::stages::dialogue::Dialogue;
+use crate::dialogue::Dialogue;
 
 /// Whose turns are trained.
 #[derive(

@@ -1,25 +1,13 @@
-//! Where stages run: the `executor` and each stage's cluster `resources`.
+//! What a stage's cluster job asks for (`resources:` in a spec, `executor: slurm`).
 //!
-//! Neither is part of any stage key: the same stage computed on a laptop or on a cluster
-//! node is the same artifact. Resources are layered: the stage's own `resources`, then the
-//! spec's top-level `resources`, then the defaults of the stage's kind (see
-//! [`crate::stage::StageKind`]'s `default_resources`).
+//! Resources are not part of any stage key: the same stage computed on a laptop or on a
+//! cluster node is the same artifact. They are layered: the stage's own `resources`, then
+//! the spec's top-level `resources`, then the defaults of the stage's kind
+//! ([`super::Stage::cluster_resources`]). Values Slurm would refuse are found here, so the
+//! spec checker can point at them before anything is submitted.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-/// How `accord run` runs the stale stages.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Executor {
-    /// In this process, up to `--jobs` stages at once.
-    #[default]
-    Local,
-    /// Each stale stage as a Slurm batch job (`sbatch`), with `--dependency=afterok` edges.
-    Slurm,
-}
 
 /// What a stage's cluster job asks for; unset fields fall back to the spec's top-level
 /// `resources`, then to the stage kind's defaults.

@@ -9,9 +9,8 @@
 //! [`StageContext`].
 
 use std::any::Any;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -20,10 +19,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::llm::hub::ModelHub;
-use crate::progress::StageProgress;
-use crate::spec::Resources;
-use crate::store::row_cache::RowCache;
+pub mod cluster_resources;
+pub mod context;
+pub mod error;
+
+pub use cluster_resources::Resources;
+pub use context::{Input, StageContext, output_dir};
+pub use error::StageError;
 
 /// A kind of stage, implemented by library users and by `accord` itself.
 pub trait Stage: Send + Sync + 'static {
@@ -117,99 +119,13 @@ pub enum Resource {
     },
 }
 
-/// Why a stage failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StageError {
-    #[error("interrupted")]
-    Cancelled,
-    #[error("{0}")]
-    Failed(String),
-    #[error("cannot read `{path}`: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("`{path}`: {message}")]
-    BadFile { path: PathBuf, message: String },
-    #[error("input `{input}` lacks column `{column}` of type {expected}")]
-    MissingColumn {
-        input: String,
-        column: String,
-        expected: &'static str,
-    },
-    #[error(transparent)]
-    Arrow(#[from] arrow::error::ArrowError),
-}
-
-/// One input table: an upstream stage's output.
-#[derive(Debug, Clone)]
-pub struct Input {
-    pub name: String,
-    pub kind: String,
-    pub batch: RecordBatch,
-}
-
-/// What a running stage can see and do.
-pub struct StageContext<'a> {
-    /// The stage's name in the spec.
-    pub name: &'a str,
-    /// The stage's seed, derived from the spec's seed and the stage name.
-    pub seed: u64,
-    /// The folder relative paths in `with` start from.
-    pub spec_dir: &'a Path,
-    /// Outputs of the stages in `needs`, in that order.
-    pub inputs: Vec<Input>,
-    /// What the stage's trained models (`source: stage:NAME`) learnt from: the outputs of
-    /// their training stages' `needs`, so an evaluation can check that its held-out rows
-    /// are held out.
-    pub trained_on: Vec<Input>,
-    /// A folder for checkpoints in progress, kept across interruptions.
-    pub work_dir: PathBuf,
-    /// Finished rows under their own keys (see [`crate::store::row_cache`]).
-    pub rows: &'a RowCache,
-    /// The spec's models, loaded on first use.
-    pub models: &'a ModelHub,
-    pub progress: &'a StageProgress,
-    pub cancel: &'a AtomicBool,
-}
-
-/// The folder below a stage's work folder whose files the store keeps in the stage's
-/// entry beside `data.parquet` (see [`StageContext::output_dir`]).
-pub fn output_dir(work_dir: &Path) -> PathBuf {
-    work_dir.join("output")
-}
-
-impl StageContext<'_> {
-    /// Where a stage puts files that belong in its store entry beside the table (a
-    /// checkpoint): they move there when the stage succeeds.
-    pub fn output_dir(&self) -> PathBuf {
-        output_dir(&self.work_dir)
-    }
-
-    /// Fails with [`StageError::Cancelled`] once the user has interrupted the run.
-    pub fn check_cancelled(&self) -> Result<(), StageError> {
-        if self.cancel.load(Ordering::Relaxed) {
-            Err(StageError::Cancelled)
-        } else {
-            Ok(())
+impl Resource {
+    /// Built-in data `name` with contents `text`.
+    pub fn embedded(name: &'static str, text: &'static str) -> Self {
+        Resource::Embedded {
+            name,
+            bytes: text.as_bytes(),
         }
-    }
-
-    /// The single input produced by a stage of `kind`.
-    pub fn input_of_kind(&self, kind: &str) -> Result<&Input, StageError> {
-        let mut matching = self.inputs.iter().filter(|i| i.kind == kind);
-        match (matching.next(), matching.next()) {
-            (Some(input), None) => Ok(input),
-            _ => Err(StageError::Failed(format!(
-                "stage `{}` needs exactly one `{kind}` stage",
-                self.name
-            ))),
-        }
-    }
-
-    /// A path from `with`, resolved against the spec's folder.
-    pub fn resolve(&self, path: &Path) -> PathBuf {
-        self.spec_dir.join(path)
     }
 }
 
@@ -242,6 +158,8 @@ pub trait StageKind: Send + Sync {
     fn summary(&self) -> &'static str;
     fn output_schema(&self) -> SchemaRef;
     fn params_schema(&self, generator: &mut SchemaGenerator) -> Schema;
+    /// The fields `with` takes, in declaration order (flattened ones included).
+    fn param_names(&self) -> Vec<String>;
     /// Deserialises `with` (an object) and fills in defaults.
     fn resolve(
         &self,
@@ -275,6 +193,15 @@ impl<S: Stage> StageKind for S {
 
     fn params_schema(&self, generator: &mut SchemaGenerator) -> Schema {
         generator.subschema_for::<S::Params>()
+    }
+
+    fn param_names(&self) -> Vec<String> {
+        let schema = SchemaGenerator::default().into_root_schema_for::<S::Params>();
+        schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|properties| properties.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn resolve(

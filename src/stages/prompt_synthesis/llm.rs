@@ -13,25 +13,41 @@
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::Value;
 
 use super::dilemma_library::{DilemmaLibrary, Tier};
-use super::persona_library::PersonaLibrary;
-use super::prompt_synthesis::{Dilemma, Params};
+use super::{Dilemma, Params};
 use crate::llm::chat::Message;
-use crate::llm::generate::{Request, generate};
+use crate::llm::generate::Request;
 use crate::llm::sampling::Sampling;
 use crate::seed::SeededRng;
 use crate::stage::{StageContext, StageError};
-use crate::store::row_cache::row_key;
+use crate::stages::persona_library::PersonaLibrary;
+use crate::store::row_cache::RowKey;
 
 /// The built-in request template.
-pub const BUILTIN_PROMPT: &str = include_str!("../../data/prompts/write_dilemma.jinja");
+pub const BUILTIN_PROMPT: &str = include_str!("../../../data/prompts/write_dilemma.jinja");
 
 /// What the row cache keeps of one reply.
 #[derive(Serialize, Deserialize)]
 struct Reply {
     text: String,
+}
+
+/// What a reply depends on.
+#[derive(Serialize)]
+struct ReplyKey<'a> {
+    model: &'a Value,
+    backend: &'a str,
+    prompt: &'a str,
+    sampling: Sampling,
+    max_new_tokens: usize,
+    reply_prefix: &'a str,
+    seed: u64,
+}
+
+impl RowKey for ReplyKey<'_> {
+    const WHAT: &'static str = "prompt_synthesis/llm reply";
 }
 
 /// Row *i*'s cues.
@@ -104,7 +120,7 @@ pub fn write(
         .as_deref()
         .ok_or_else(|| StageError::Failed("`mode: llm` needs `model`".into()))?;
     let failed = |e: crate::llm::LlmError| StageError::Failed(format!("model `{name}`: {e}"));
-    let prompt_source = super::read_template(ctx, &params.prompt_file, BUILTIN_PROMPT)?;
+    let prompt_source = crate::stages::read_template(ctx, &params.prompt_file, BUILTIN_PROMPT)?;
     let mut domains: Vec<String> = if params.domains.is_empty() {
         library.templates.iter().map(|t| t.domain.clone()).collect()
     } else {
@@ -148,17 +164,14 @@ pub fn write(
         top_k: 0,
         top_p: params.top_p,
     };
-    let reply_key = |i: usize, attempt: usize| {
-        row_key(&json!({
-            "what": "prompt_synthesis/llm reply",
-            "model": identity,
-            "backend": backend,
-            "prompt": cues[i].prompt,
-            "sampling": sampling,
-            "max_new_tokens": params.max_new_tokens,
-            "reply_prefix": params.reply_prefix,
-            "seed": reply_seed(ctx.seed, i, attempt),
-        }))
+    let reply_key = |i: usize, attempt: usize| ReplyKey {
+        model: &identity,
+        backend,
+        prompt: &cues[i].prompt,
+        sampling,
+        max_new_tokens: params.max_new_tokens,
+        reply_prefix: &params.reply_prefix,
+        seed: reply_seed(ctx.seed, i, attempt),
     };
 
     // replies[i][a]: attempt a of row i, once generated or read from the cache.
@@ -188,7 +201,7 @@ pub fn write(
                         last.chars().take(200).collect::<String>()
                     )));
                 };
-                ctx.rows.tally(!generated[i]);
+                ctx.rows.count(!generated[i]);
                 let cue = &cues[i];
                 let id = blake3::hash(format!("{}\n{}\n{text}", cue.tier, cue.domain).as_bytes())
                     .to_hex()[..12]
@@ -207,7 +220,7 @@ pub fn write(
         let mut missing = Vec::new();
         for &i in &need {
             let attempt = replies[i].len();
-            match ctx.rows.get::<Reply>(&reply_key(i, attempt)) {
+            match ctx.rows.get::<_, Reply>(&reply_key(i, attempt)) {
                 Some(reply) => replies[i].push(reply.text),
                 None => missing.push(i),
             }
@@ -234,22 +247,13 @@ pub fn write(
                     top_logprobs: 0,
                 });
             }
-            let completions = generate(
-                &model.model,
-                &model.tokenizer,
-                &requests,
-                &model.stop_tokens,
-                |_, _| {},
-            )
-            .map_err(failed)?;
+            let completions = model.generate(&requests).map_err(failed)?;
             for (&i, completion) in chunk.iter().zip(completions) {
                 let key = reply_key(i, replies[i].len());
                 let reply = Reply {
                     text: format!("{}{}", params.reply_prefix, completion.text),
                 };
-                ctx.rows
-                    .put(&key, &reply)
-                    .map_err(|e| StageError::Failed(e.to_string()))?;
+                ctx.rows.put(&key, &reply)?;
                 replies[i].push(reply.text);
                 generated[i] = true;
             }

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The built-in library's text.
-pub const BUILTIN: &str = include_str!("../../data/dilemmas.yaml");
+pub const BUILTIN: &str = include_str!("../../../data/dilemmas.yaml");
 
 /// The paper's three severity tiers.
 #[derive(

@@ -18,15 +18,17 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 
+use super::transcript::{Dialogue, Task, Utterance, transcript};
 use crate::llm::LlmError;
 use crate::llm::chat::Message;
-use crate::llm::choice::{answer_distribution, answer_tokens, next_token_logprobs};
-use crate::llm::generate::{Request, generate};
+use crate::llm::generate::Request;
 use crate::llm::hub::ModelHub;
 use crate::llm::loaded::LoadedModel;
 use crate::llm::sampling::Sampling;
+use crate::prompt::render;
 use crate::seed::SeededRng;
 use crate::stage::{StageContext, StageError};
 
@@ -46,6 +48,28 @@ pub enum AgreementCheck {
     Marker(String),
 }
 
+/// What an agreement check depends on, as row keys record it: the agreement model's
+/// identity and question, or the marker.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum AgreementKey<'a> {
+    Judge { model: Value, prompt: &'a str },
+    Marker { marker: &'a str },
+}
+
+impl AgreementCheck {
+    /// What this check depends on, with `identity` giving a model's identity.
+    pub fn key(&self, identity: impl Fn(&str) -> Value) -> AgreementKey<'_> {
+        match self {
+            AgreementCheck::Judge { model, prompt } => AgreementKey::Judge {
+                model: identity(model),
+                prompt,
+            },
+            AgreementCheck::Marker(marker) => AgreementKey::Marker { marker },
+        }
+    }
+}
+
 /// What every dialogue of a stage shares.
 pub struct Protocol {
     /// The model of each agent (self-play: the same name twice).
@@ -62,46 +86,6 @@ pub struct Protocol {
     pub batch_size: usize,
 }
 
-/// One party of a dialogue.
-#[derive(Debug, Clone)]
-pub struct Party {
-    pub persona: String,
-    pub name: String,
-    pub profile: String,
-}
-
-/// One dialogue to hold.
-#[derive(Debug, Clone)]
-pub struct Task {
-    pub dilemma: String,
-    /// One party per agent.
-    pub parties: Vec<Party>,
-    /// Seeds the dialogue's sampling streams.
-    pub seed: u64,
-}
-
-/// One generated message: a turn or the closing summary.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Utterance {
-    pub speaker: usize,
-    pub text: String,
-    /// The whole prompt the speaker's model saw, as tokens.
-    pub prompt_ids: Vec<u32>,
-    pub token_ids: Vec<u32>,
-    pub logprobs: Vec<f32>,
-    /// After a turn: the agreement model's P(Yes) (`judge`), or 1/0 (`marker`); `None`
-    /// where agreement was not checked.
-    pub p_agree: Option<f64>,
-}
-
-/// A finished dialogue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Dialogue {
-    pub turns: Vec<Utterance>,
-    pub agreed: bool,
-    pub summary: Utterance,
-}
-
 /// A dialogue in progress.
 struct Live {
     task: usize,
@@ -111,32 +95,22 @@ struct Live {
     closing: bool,
 }
 
-fn llm(e: LlmError) -> StageError {
-    StageError::Failed(e.to_string())
-}
-
-fn render(source: &str, context: minijinja::Value) -> Result<String, StageError> {
-    let mut env = minijinja::Environment::new();
-    env.add_template("t", source)
-        .map_err(|e| StageError::Failed(format!("prompt template: {e}")))?;
-    let text = env
-        .get_template("t")
-        .expect("just added")
-        .render(context)
-        .map_err(|e| StageError::Failed(format!("prompt template: {e}")))?;
-    Ok(text.trim().to_string())
-}
-
-/// The dialogue so far as `Name: text` lines.
-pub(crate) fn transcript(task: &Task, turns: &[Utterance]) -> String {
-    turns
-        .iter()
-        .map(|t| format!("{}: {}", task.parties[t.speaker].name, t.text))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 impl Protocol {
+    /// Every model the protocol runs, each once: the agents', then the agreement model's.
+    pub fn models(&self) -> Vec<&str> {
+        let mut models: Vec<&str> = Vec::new();
+        let agreement = match &self.agreement {
+            AgreementCheck::Judge { model, .. } => Some(model.as_str()),
+            AgreementCheck::Marker(_) => None,
+        };
+        for name in self.agents.iter().map(String::as_str).chain(agreement) {
+            if !models.contains(&name) {
+                models.push(name);
+            }
+        }
+        models
+    }
+
     fn system(&self, task: &Task, agent: usize) -> Result<String, StageError> {
         let (marker, agreement) = match &self.agreement {
             AgreementCheck::Marker(m) => (m.as_str(), "marker"),
@@ -245,9 +219,7 @@ impl Protocol {
             if let Some((_, m)) = loaded.iter().find(|(n, _)| n == name) {
                 return Ok(m.clone());
             }
-            let m = models
-                .load(name)
-                .map_err(|e| StageError::Failed(format!("model `{name}`: {e}")))?;
+            let m = models.load(name).map_err(|e| failed(name, e))?;
             loaded.push((name.to_string(), m.clone()));
             Ok(m)
         };
@@ -283,7 +255,8 @@ impl Protocol {
         Ok(())
     }
 
-    /// Holds the dialogues of `live` together until all are done.
+    /// Holds the dialogues of `live` together until all are done: each step answers
+    /// every live dialogue's next request, then checks agreement after the new turns.
     fn run_wave(
         &self,
         tasks: &[Task],
@@ -294,88 +267,18 @@ impl Protocol {
     ) -> Result<(), StageError> {
         while !live.is_empty() {
             ctx.check_cancelled()?;
-            // Every live dialogue's next request, grouped by the model that answers it.
-            let mut by_model: Vec<(String, Vec<(usize, Request)>)> = Vec::new();
-            for (slot, dialogue) in live.iter().enumerate() {
-                let task = &tasks[dialogue.task];
-                let (speaker, messages, stream) = if dialogue.closing {
-                    (
-                        0,
-                        self.summary_messages(task, &dialogue.turns, dialogue.agreed)?,
-                        u64::MAX,
-                    )
-                } else {
-                    let turn = dialogue.turns.len();
-                    let speaker = turn % self.agents.len();
-                    (
-                        speaker,
-                        self.turn_messages(task, &dialogue.turns, speaker)?,
-                        turn as u64,
-                    )
-                };
-                let name = &self.agents[speaker];
-                let m = model(name)?;
-                let text = m.chat_prompt(&messages).map_err(llm)?;
-                let stop_strings = task
-                    .parties
-                    .iter()
-                    .map(|p| format!("\n{}:", p.name))
-                    .collect();
-                let request = Request {
-                    prompt: m.tokenizer.encode(&text).map_err(llm)?,
-                    sampling: self.sampling,
-                    max_new_tokens: self.max_new_tokens,
-                    seed: SeededRng::new(task.seed, &[b"utterance", &stream.to_le_bytes()])
-                        .next_u64(),
-                    stop_strings,
-                    top_logprobs: 0,
-                };
-                match by_model.iter_mut().find(|(n, _)| n == name) {
-                    Some((_, requests)) => requests.push((slot, request)),
-                    None => by_model.push((name.clone(), vec![(slot, request)])),
-                }
-            }
-            let mut replies: Vec<Option<Utterance>> = vec![None; live.len()];
-            for (name, requests) in &by_model {
-                let m = model(name)?;
-                for chunk in requests.chunks(self.batch_size.max(1)) {
-                    ctx.check_cancelled()?;
-                    let batch: Vec<Request> = chunk.iter().map(|(_, r)| r.clone()).collect();
-                    let completions =
-                        generate(&m.model, &m.tokenizer, &batch, &m.stop_tokens, |_, _| {})
-                            .map_err(llm)?;
-                    for ((slot, request), completion) in chunk.iter().zip(completions) {
-                        let dialogue = &live[*slot];
-                        let speaker = if dialogue.closing {
-                            0
-                        } else {
-                            dialogue.turns.len() % self.agents.len()
-                        };
-                        replies[*slot] = Some(Utterance {
-                            speaker,
-                            text: completion.text.trim().to_string(),
-                            prompt_ids: request.prompt.clone(),
-                            token_ids: completion.tokens,
-                            logprobs: completion.logprobs,
-                            p_agree: None,
-                        });
-                    }
-                }
-            }
+            let replies = self.reply_all(tasks, &live, ctx, model)?;
             // Closed dialogues are done; the others take their new turn.
             let mut next = Vec::with_capacity(live.len());
             let mut to_check = Vec::new();
             for (mut dialogue, reply) in live.into_iter().zip(replies) {
-                let reply = reply.expect("every live dialogue got a reply");
                 if dialogue.closing {
-                    on_done(
-                        dialogue.task,
-                        Dialogue {
-                            turns: dialogue.turns,
-                            agreed: dialogue.agreed,
-                            summary: reply,
-                        },
-                    )?;
+                    let done = Dialogue {
+                        turns: dialogue.turns,
+                        agreed: dialogue.agreed,
+                        summary: reply,
+                    };
+                    on_done(dialogue.task, done)?;
                     continue;
                 }
                 dialogue.turns.push(reply);
@@ -386,13 +289,95 @@ impl Protocol {
             }
             self.check_agreement(tasks, &mut next, &to_check, model)?;
             for dialogue in &mut next {
-                if dialogue.agreed || dialogue.turns.len() >= self.max_turns {
-                    dialogue.closing = true;
-                }
+                dialogue.closing = dialogue.agreed || dialogue.turns.len() >= self.max_turns;
             }
             live = next;
         }
         Ok(())
+    }
+
+    /// Who writes a live dialogue's next message: the agent whose turn it is, or the
+    /// first agent for the summary.
+    fn next_speaker(&self, dialogue: &Live) -> usize {
+        if dialogue.closing {
+            0
+        } else {
+            dialogue.turns.len() % self.agents.len()
+        }
+    }
+
+    /// The request for a live dialogue's next message (a turn, or the summary), for the
+    /// speaker's model `m`.
+    fn next_request(
+        &self,
+        task: &Task,
+        dialogue: &Live,
+        m: &LoadedModel,
+    ) -> Result<Request, StageError> {
+        let speaker = self.next_speaker(dialogue);
+        let (messages, stream) = if dialogue.closing {
+            let summary = self.summary_messages(task, &dialogue.turns, dialogue.agreed)?;
+            (summary, u64::MAX)
+        } else {
+            let turn = self.turn_messages(task, &dialogue.turns, speaker)?;
+            (turn, dialogue.turns.len() as u64)
+        };
+        Ok(Request {
+            prompt: m
+                .encode_chat(&messages)
+                .map_err(|e| failed(&self.agents[speaker], e))?,
+            sampling: self.sampling,
+            max_new_tokens: self.max_new_tokens,
+            seed: SeededRng::new(task.seed, &[b"utterance", &stream.to_le_bytes()]).next_u64(),
+            stop_strings: task
+                .parties
+                .iter()
+                .map(|p| format!("\n{}:", p.name))
+                .collect(),
+            top_logprobs: 0,
+        })
+    }
+
+    /// Every live dialogue's next message, decoded in batches of `batch_size` per model.
+    fn reply_all(
+        &self,
+        tasks: &[Task],
+        live: &[Live],
+        ctx: &StageContext,
+        model: &mut impl FnMut(&str) -> Result<Arc<LoadedModel>, StageError>,
+    ) -> Result<Vec<Utterance>, StageError> {
+        let mut by_model: Vec<(&str, Vec<(usize, Request)>)> = Vec::new();
+        for (slot, dialogue) in live.iter().enumerate() {
+            let name = self.agents[self.next_speaker(dialogue)].as_str();
+            let request = self.next_request(&tasks[dialogue.task], dialogue, &*model(name)?)?;
+            match by_model.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, requests)) => requests.push((slot, request)),
+                None => by_model.push((name, vec![(slot, request)])),
+            }
+        }
+        let mut replies: Vec<Option<Utterance>> = vec![None; live.len()];
+        for (name, requests) in by_model {
+            let m = model(name)?;
+            for chunk in requests.chunks(self.batch_size.max(1)) {
+                ctx.check_cancelled()?;
+                let batch: Vec<Request> = chunk.iter().map(|(_, r)| r.clone()).collect();
+                let completions = m.generate(&batch).map_err(|e| failed(name, e))?;
+                for ((slot, request), completion) in chunk.iter().zip(completions) {
+                    replies[*slot] = Some(Utterance {
+                        speaker: self.next_speaker(&live[*slot]),
+                        text: completion.text.trim().to_string(),
+                        prompt_ids: request.prompt.clone(),
+                        token_ids: completion.tokens,
+                        logprobs: completion.logprobs,
+                        p_agree: None,
+                    });
+                }
+            }
+        }
+        Ok(replies
+            .into_iter()
+            .map(|r| r.expect("every live dialogue got a reply"))
+            .collect())
     }
 
     /// Sets `p_agree` on the last turn of the dialogues at `which`, and `agreed`.
@@ -420,26 +405,25 @@ impl Protocol {
                 prompt,
             } => {
                 let m = model(name)?;
-                let answers = answer_tokens(&m.tokenizer, &["Yes", "No"]).map_err(llm)?;
                 for chunk in which.chunks(self.batch_size.max(1)) {
-                    let mut prompts = Vec::with_capacity(chunk.len());
-                    for &i in chunk {
-                        let task = &tasks[live[i].task];
-                        let question = render(
-                            prompt,
-                            minijinja::context! {
-                                dilemma => task.dilemma.clone(),
-                                transcript => transcript(task, &live[i].turns),
-                            },
-                        )?;
-                        let text = m
-                            .chat_prompt(&[Message::new("user", &question)])
-                            .map_err(llm)?;
-                        prompts.push(m.tokenizer.encode(&text).map_err(llm)?);
-                    }
-                    let logprobs = next_token_logprobs(&m.model, &prompts).map_err(llm)?;
-                    for (&i, row) in chunk.iter().zip(&logprobs) {
-                        let p_yes = answer_distribution(row, &answers, 1.0)[0];
+                    let questions = chunk
+                        .iter()
+                        .map(|&i| {
+                            let task = &tasks[live[i].task];
+                            render(
+                                prompt,
+                                minijinja::context! {
+                                    dilemma => task.dilemma.clone(),
+                                    transcript => transcript(task, &live[i].turns),
+                                },
+                            )
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let distributions = m
+                        .answer_distributions(&questions, &["Yes", "No"])
+                        .map_err(|e| failed(name, e))?;
+                    for (&i, distribution) in chunk.iter().zip(distributions) {
+                        let p_yes = distribution[0];
                         live[i].turns.last_mut().expect("has turns").p_agree = Some(p_yes);
                         live[i].agreed = p_yes >= 0.5;
                     }
@@ -448,4 +432,9 @@ impl Protocol {
         }
         Ok(())
     }
+}
+
+/// An engine error of model `name`, as a stage failure.
+fn failed(name: &str, e: LlmError) -> StageError {
+    StageError::Failed(format!("model `{name}`: {e}"))
 }
