@@ -3,13 +3,14 @@
 //! The plan knows each stage's kind, resolved parameters, dependencies and derived seed.
 //! It does not know keys: a key includes the digests of upstream *outputs*, which exist only
 //! once those stages have run (see [`crate::exec`]). Order is topological and, among stages
-//! that are ready together, the order they are written in the spec.
+//! that are ready together, the order they are written in the spec. The plan does not walk
+//! or sort the graph itself: the one stage graph ([`crate::spec::graph`], with `needs`
+//! and `stage:` checkpoint edges) is built, checked for cycles and ordered while the spec
+//! is loaded, because the checker needs it for its cycle errors and the checker must not
+//! depend on the plan.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
-
-use petgraph::graph::DiGraph;
 
 use crate::llm::hub::ModelHub;
 use crate::registry::Registry;
@@ -53,92 +54,30 @@ pub enum DagFormat {
 }
 
 impl Plan {
-    /// Orders the stages of a checked spec; `registry` must be the one it was checked with.
+    /// Lays out the stages of a checked spec in the order its stage graph gives (see
+    /// [`crate::spec::graph`]; nothing is sorted here); `registry` must be the one it was
+    /// checked with.
     pub fn new(loaded: LoadedSpec, registry: &Registry) -> Plan {
-        let names: Vec<&String> = loaded.spec.stages.keys().collect();
-        let needs: Vec<Vec<usize>> = loaded
-            .spec
-            .stages
-            .values()
-            .map(|s| {
-                s.needs
-                    .iter()
-                    .map(|n| {
-                        loaded
-                            .spec
-                            .stages
-                            .get_index_of(n)
-                            .expect("needs were checked")
-                    })
-                    .collect()
-            })
-            .collect();
-        // Models trained by a stage (`source: stage:NAME`) make their users wait for it.
-        let all_deps: Vec<Vec<usize>> = loaded
-            .spec
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(i, (name, spec))| {
-                let mut all = needs[i].clone();
-                let kind = registry.get(&spec.kind).expect("kinds were checked");
-                for (_, model) in kind.models(&loaded.params[name]) {
-                    if let Some(stage) = loaded
-                        .spec
-                        .models
-                        .get(&model)
-                        .and_then(crate::spec::ModelSpec::trained_by)
-                        && let Some(index) = loaded.spec.stages.get_index_of(stage)
-                        && !all.contains(&index)
-                    {
-                        all.push(index);
-                    }
-                }
-                all
-            })
-            .collect();
-        let deps = all_deps;
-        let mut remaining: Vec<usize> = deps.iter().map(Vec::len).collect();
-        let mut ready: BTreeSet<usize> = (0..names.len()).filter(|i| remaining[*i] == 0).collect();
-        let mut order = Vec::with_capacity(names.len());
-        while let Some(next) = ready.pop_first() {
-            order.push(next);
-            for (i, d) in deps.iter().enumerate() {
-                let uses = d.iter().filter(|x| **x == next).count();
-                if uses > 0 {
-                    remaining[i] -= uses;
-                    if remaining[i] == 0 {
-                        ready.insert(i);
-                    }
-                }
-            }
+        let graph = &loaded.graph;
+        let mut position = vec![0; loaded.spec.stages.len()];
+        for (pos, i) in graph.order().iter().enumerate() {
+            position[*i] = pos;
         }
-        assert_eq!(order.len(), names.len(), "cycles were checked");
-        let position: Vec<usize> = {
-            let mut p = vec![0; order.len()];
-            for (pos, i) in order.iter().enumerate() {
-                p[*i] = pos;
-            }
-            p
-        };
-        let stages = order
-            .iter()
-            .map(|&i| {
-                let name = names[i].clone();
-                let spec = &loaded.spec.stages[i];
-                PlannedStage {
-                    kind: registry
-                        .get(&spec.kind)
-                        .expect("kinds were checked")
-                        .clone(),
-                    params: loaded.params[&name].clone(),
-                    needs: needs[i].iter().map(|d| position[*d]).collect(),
-                    after: deps[i].iter().map(|d| position[*d]).collect(),
-                    seed: derive_stage_seed(loaded.spec.seed, &name),
-                    name,
-                }
-            })
-            .collect();
+        let mut placed: Vec<Option<PlannedStage>> = vec![None; position.len()];
+        for (i, (name, spec)) in loaded.spec.stages.iter().enumerate() {
+            placed[position[i]] = Some(PlannedStage {
+                kind: registry
+                    .get(&spec.kind)
+                    .expect("kinds were checked")
+                    .clone(),
+                params: loaded.params[name].clone(),
+                needs: graph.needs(i).iter().map(|d| position[*d]).collect(),
+                after: graph.waits_for(i).iter().map(|d| position[*d]).collect(),
+                seed: derive_stage_seed(loaded.spec.seed, name),
+                name: name.clone(),
+            });
+        }
+        let stages = placed.into_iter().flatten().collect();
         let models = Arc::new(ModelHub::new(
             loaded.spec.models.clone(),
             &loaded.dir,
@@ -280,73 +219,4 @@ impl Plan {
 
 fn quote(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// Every dependency cycle, as the stages on it starting from the earliest-declared one.
-/// `deps[i]` lists the stages that stage `i` needs.
-pub fn find_cycles(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
-    let mut graph = DiGraph::<usize, ()>::new();
-    let nodes: Vec<_> = (0..deps.len()).map(|i| graph.add_node(i)).collect();
-    for (i, d) in deps.iter().enumerate() {
-        for j in d {
-            graph.add_edge(nodes[i], nodes[*j], ());
-        }
-    }
-    let mut cycles = Vec::new();
-    for scc in petgraph::algo::tarjan_scc(&graph) {
-        let members: BTreeSet<usize> = scc.iter().map(|n| graph[*n]).collect();
-        let start = *members.first().expect("components are not empty");
-        if members.len() == 1 && !deps[start].contains(&start) {
-            continue;
-        }
-        cycles.push(shortest_cycle(deps, &members, start));
-    }
-    cycles.sort();
-    cycles
-}
-
-/// The shortest path from `start` back to itself inside `members` (breadth-first).
-fn shortest_cycle(deps: &[Vec<usize>], members: &BTreeSet<usize>, start: usize) -> Vec<usize> {
-    let mut parent = vec![usize::MAX; deps.len()];
-    let mut queue = std::collections::VecDeque::from([start]);
-    while let Some(node) = queue.pop_front() {
-        for &next in &deps[node] {
-            if !members.contains(&next) {
-                continue;
-            }
-            if next == start {
-                let mut path = vec![node];
-                let mut at = node;
-                while at != start {
-                    at = parent[at];
-                    path.push(at);
-                }
-                path.reverse();
-                return path;
-            }
-            if parent[next] == usize::MAX {
-                parent[next] = node;
-                queue.push_back(next);
-            }
-        }
-    }
-    vec![start]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_each_cycle_once() {
-        // 0 -> 1 -> 2 -> 0, 3 -> 3, 4 -> 0
-        let deps = vec![vec![1], vec![2], vec![0], vec![3], vec![0]];
-        assert_eq!(find_cycles(&deps), vec![vec![0, 1, 2], vec![3]]);
-    }
-
-    #[test]
-    fn acyclic_graphs_have_no_cycles() {
-        let deps = vec![vec![], vec![0], vec![0, 1]];
-        assert!(find_cycles(&deps).is_empty());
-    }
 }

@@ -355,8 +355,9 @@ fn later_stages_use_the_trained_checkpoint_as_a_model() {
     let out = ws.accord(&["validate", "spec.yaml"]);
     assert_ne!(out.code, 0);
     assert!(
-        out.stderr
-            .contains("is the checkpoint of `train`, which is `train`"),
+        out.stderr.contains(
+            "dependency cycle `train -> train` (`train` uses model `trained`, the checkpoint of `train`)"
+        ),
         "{}",
         out.stderr
     );

@@ -154,6 +154,59 @@ fn dependency_cycle() {
     insta::assert_snapshot!("cycle", errors(&text));
 }
 
+/// Two `grpo` stages whose policies are each other's checkpoints: a cycle through model
+/// edges only, which the plan used to hit as a panic.
+fn mutual_checkpoints() -> String {
+    format!(
+        "{HEAD}models:\n  a: {{source: \"stage:train_a\"}}\n  b: {{source: \"stage:train_b\"}}\n\
+         stages:\n  dilemmas: {{kind: prompt_synthesis}}\n  \
+         pairs: {{kind: persona_pairing, needs: [dilemmas]}}\n  \
+         train_a:\n    kind: grpo\n    needs: [pairs]\n    \
+         with: {{policy: b, reward: {{contains: e}}, agreement: marker}}\n  \
+         train_b:\n    kind: grpo\n    needs: [pairs]\n    \
+         with: {{policy: a, reward: {{contains: e}}, agreement: marker}}\n"
+    )
+}
+
+#[test]
+fn cycle_through_checkpoints_names_the_models() {
+    insta::assert_snapshot!("cycle_through_checkpoints", errors(&mutual_checkpoints()));
+}
+
+#[test]
+fn checkpoint_of_a_stage_that_needs_this_one_is_a_cycle() {
+    let text = format!(
+        "{HEAD}models:\n  policy: {{source: 'path:./m'}}\n  later: {{source: 'stage:after'}}\n\
+         stages:\n  d: {{kind: prompt_synthesis}}\n  \
+         talk:\n    kind: chat\n    needs: [d]\n    with: {{model: later}}\n  \
+         after:\n    kind: chat\n    needs: [talk]\n    with: {{model: policy}}\n"
+    );
+    insta::assert_snapshot!("cycle_through_needs_and_a_checkpoint", errors(&text));
+}
+
+#[test]
+fn cyclic_model_edges_are_reported_not_panicked() {
+    let ws = Workspace::new();
+    ws.write("spec.yaml", &mutual_checkpoints());
+    for command in ["validate", "status", "run", "dag"] {
+        let out = ws.accord(&[command, "spec.yaml"]);
+        assert_eq!(out.code, 1, "accord {command}: {}", out.stderr);
+        assert!(
+            !out.stderr.contains("panicked"),
+            "accord {command}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(
+                "spec.yaml:12:20: error: `stages.train_a.with.policy`: dependency cycle \
+                 `train_a -> train_b -> train_a`"
+            ),
+            "accord {command}: {}",
+            out.stderr
+        );
+    }
+}
+
 #[test]
 fn missing_required_parameter() {
     let text = format!(

@@ -51,8 +51,13 @@ pub enum SpecError {
     DuplicateNeed {
         need: String,
     },
+    /// Stages that wait for each other, through `needs` or through models that are
+    /// checkpoints of stages on the cycle.
     Cycle {
+        /// The stages on the cycle, the first repeated at the end.
         cycle: Vec<String>,
+        /// The steps of the cycle that go through a model rather than `needs`.
+        checkpoints: Vec<CheckpointUse>,
     },
     UnknownModel {
         name: String,
@@ -72,6 +77,15 @@ pub enum SpecError {
         text: String,
         message: String,
     },
+}
+
+/// A step of a dependency cycle that goes through a model: `stage` uses `model`, which
+/// is the checkpoint `trainer` writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointUse {
+    pub stage: String,
+    pub model: String,
+    pub trainer: String,
 }
 
 impl fmt::Display for SpecError {
@@ -94,8 +108,21 @@ impl fmt::Display for SpecError {
                 write!(f, "`needs` names stage `{need}`, which is not in this spec")
             }
             SpecError::DuplicateNeed { need } => write!(f, "`needs` lists `{need}` twice"),
-            SpecError::Cycle { cycle } => {
-                write!(f, "dependency cycle `{}`", cycle.join(" -> "))
+            SpecError::Cycle { cycle, checkpoints } => {
+                write!(f, "dependency cycle `{}`", cycle.join(" -> "))?;
+                if !checkpoints.is_empty() {
+                    let steps: Vec<String> = checkpoints
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "`{}` uses model `{}`, the checkpoint of `{}`",
+                                c.stage, c.model, c.trainer
+                            )
+                        })
+                        .collect();
+                    write!(f, " ({})", steps.join("; "))?;
+                }
+                Ok(())
             }
             SpecError::UnknownModel { name, .. } => {
                 write!(f, "unknown model `{name}`")
@@ -209,7 +236,15 @@ impl SpecError {
                 None => format!("stages in this spec: {}", list(known)),
             },
             SpecError::DuplicateNeed { .. } => "remove the second mention".into(),
-            SpecError::Cycle { .. } => "remove one of these `needs` to break the cycle".into(),
+            SpecError::Cycle { checkpoints, .. } if checkpoints.is_empty() => {
+                "remove one of these `needs` to break the cycle".into()
+            }
+            SpecError::Cycle { cycle, checkpoints } if checkpoints.len() + 1 < cycle.len() => {
+                "remove one of these `needs`, or have one of these stages use a base model or the checkpoint of a stage off the cycle".into()
+            }
+            SpecError::Cycle { .. } => {
+                "have one of these stages use a base model or the checkpoint of a stage off the cycle".into()
+            }
             SpecError::UnknownModel { name, known } => match closest(name, known) {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("define it under `models:`, e.g. `models: {{{name}: {{source: path:./weights}}}}`"),

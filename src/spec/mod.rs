@@ -4,12 +4,17 @@
 //! spanned [`document::Node`] tree, applies `--set` overrides, and checks every field into
 //! the typed [`Spec`], collecting *all* errors it can find as located [`Diagnostic`]s —
 //! structural checks (unknown `needs`, cycles, unknown models) run even when other fields
-//! are wrong. Only a spec without errors becomes a [`crate::plan::Plan`]. This module does
-//! not compute keys or touch the store.
+//! are wrong. The checker lives in `check/`, one file per concept. The [`graph`] of what
+//! each stage waits for (`needs` and `stage:` checkpoints) is built once while checking
+//! and kept in the [`LoadedSpec`], with the stages' order. Only a spec without errors
+//! becomes a plan (see `crate::plan`, which reads this module and is never read by it).
+//! This module does not compute keys or touch the store.
 
+mod check;
 pub mod document;
 pub mod error;
 pub mod executor;
+pub mod graph;
 pub mod load;
 pub mod location;
 pub mod overrides;
@@ -22,8 +27,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use error::{Diagnostic, SpecError};
+pub use error::{CheckpointUse, Diagnostic, SpecError};
 pub use executor::Executor;
+pub use graph::{StageDag, StageGraph};
 pub use load::{LoadFailure, LoadOptions, LoadedSpec, load, load_text};
 pub use location::{Location, Span};
 pub use path::FieldPath;
