@@ -17,7 +17,6 @@ pub mod progress;
 pub mod registry;
 pub mod report;
 pub mod seed;
-pub mod slurm;
 pub mod spec;
 pub mod stage;
 pub mod stages;
