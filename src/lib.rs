@@ -19,7 +19,6 @@ pub mod prompt;
 pub mod registry;
 pub mod report;
 pub mod seed;
-pub mod slurm;
 pub mod spec;
 pub mod stage;
 pub mod stages;

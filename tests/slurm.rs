@@ -369,3 +369,109 @@ fn a_job_killed_while_running_is_reported_with_its_log_and_a_rerun_redoes_only_i
         rerun.stdout
     );
 }
+
+/// A stage the dilemma library cannot supply, one that needs it, and one on its own.
+const FAILING: &str = "\
+version: 1
+name: failing-on-slurm
+executor: slurm
+resources:
+  mem: 1G
+  time: '10:00'
+stages:
+  impossible:
+    kind: prompt_synthesis
+    with: {count: 100000, tiers: [everyday]}
+  pairs:
+    kind: persona_pairing
+    needs: [impossible]
+  fine:
+    kind: prompt_synthesis
+    with: {count: 5}
+";
+
+/// `(stage, state, error)` of each stage in the run record that covers all of them.
+fn recorded_outcomes(ws: &Workspace) -> Vec<(String, String, Option<String>)> {
+    let mut records: Vec<serde_json::Value> = std::fs::read_dir(ws.path().join(".accord/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap())
+        .collect();
+    // A job's own record covers only its stage and that stage's inputs.
+    records.retain(|r| r["stages"].as_array().unwrap().len() == 3);
+    assert_eq!(records.len(), 1, "{records:?}");
+    records[0]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["state"].as_str().unwrap().to_string(),
+                s["error"].as_str().map(String::from),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_stage_whose_input_job_failed_is_skipped_and_recorded_as_a_local_run_would() {
+    if !slurm_available() {
+        return;
+    }
+    let on_slurm = Workspace::new();
+    on_slurm.write("spec.yaml", FAILING);
+    let out = accord(&on_slurm, &["run", "spec.yaml", "--on-error", "keep-going"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("stage `impossible` failed: job "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("pairs: skipped: it needs `impossible`, which did not finish"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .ends_with("1 ran, 0 cached, 1 failed, 1 skipped\n"),
+        "{}",
+        out.stdout
+    );
+
+    let here = Workspace::new();
+    here.write("spec.yaml", FAILING);
+    let local = here.accord(&[
+        "run",
+        "spec.yaml",
+        "--executor",
+        "local",
+        "--on-error",
+        "keep-going",
+    ]);
+    assert_eq!(local.code, 1, "{}", local.stderr);
+    let (slurm, local) = (recorded_outcomes(&on_slurm), recorded_outcomes(&here));
+    // Only a failure's error differs: a job's points at its log.
+    let without_failures = |outcomes: &[(String, String, Option<String>)]| {
+        outcomes
+            .iter()
+            .map(|(stage, state, error)| {
+                let error = error.clone().filter(|_| state != "failed");
+                (stage.clone(), state.clone(), error)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(without_failures(&slurm), without_failures(&local));
+    let state_of = |stage: &str| {
+        let (_, state, error) = slurm.iter().find(|(s, _, _)| s == stage).unwrap();
+        (state.as_str(), error.as_deref().unwrap_or(""))
+    };
+    assert_eq!(
+        state_of("pairs"),
+        ("skipped", "it needs `impossible`, which did not finish")
+    );
+    assert_eq!(state_of("impossible").0, "failed");
+    assert!(state_of("impossible").1.starts_with("job "), "{slurm:?}");
+}

@@ -213,8 +213,7 @@ fn gather_runs(ids: &[String], store: &Store) -> std::io::Result<Option<Gathered
     };
     for record in &chosen {
         for stage in &record.stages {
-            let finished = matches!(stage.state.as_str(), "ran" | "cached");
-            let Some(key) = stage.key.as_deref().filter(|_| finished) else {
+            let Some(key) = stage.key.as_deref().filter(|_| stage.outcome.succeeded()) else {
                 continue;
             };
             let path = store.data_path(key);

@@ -6,7 +6,7 @@ use crate::store::gc::GcError;
 
 pub fn gc(store: &Store, keep_runs: usize, work: bool, dry_run: bool) -> std::io::Result<i32> {
     // Cluster jobs hold no lease while they wait in the queue, yet need their inputs.
-    let jobs = crate::slurm::live_jobs(store);
+    let jobs = crate::exec::slurm::live_jobs(store);
     if let Some((first, _)) = jobs.first() {
         anstream::eprintln!(
             "{}: {} Slurm jobs still compute stages into this store (job {}, stage `{}`, …)\n  = hint: run `accord gc` again when they have finished (`accord status SPEC` shows them)",

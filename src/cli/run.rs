@@ -4,9 +4,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::{SpecArgs, plans_or_report, print};
 use crate::Registry;
+use crate::exec::outcome::Tally;
+use crate::exec::slurm::{self, SlurmOptions};
 use crate::exec::{self, ExecOptions, OnError};
 use crate::progress::Progress;
-use crate::slurm::{self, SlurmOptions};
 use crate::spec::Executor;
 use crate::store::Store;
 
@@ -98,7 +99,7 @@ pub fn run(
     }
     // Variants run one after another; a stage they share has one key, so only the first
     // computes it and the rest find it in the store.
-    let (mut ran, mut cached, mut failed) = (0, 0, false);
+    let (mut total, mut failed) = (Tally::default(), false);
     let several = plans.len() > 1;
     for plan in &plans {
         if CANCEL.load(Ordering::SeqCst) {
@@ -129,18 +130,14 @@ pub fn run(
             (Some(name), true) => print(&format!("{name}: {}\n", summary.line()))?,
             _ => print(&format!("{}\n", summary.line()))?,
         };
-        ran += summary.count("ran");
-        cached += summary.count("cached");
+        total += summary.tally();
         failed |= !summary.succeeded();
         if failed && on_error == OnError::Fail {
             break;
         }
     }
     if several {
-        print(&format!(
-            "{ran} ran, {cached} cached over {} variants\n",
-            plans.len()
-        ))?;
+        print(&format!("{}\n", total.over_variants(plans.len())))?;
     }
     Ok(if failed { 1 } else { 0 })
 }

@@ -2,9 +2,13 @@
 
 use super::{SpecArgs, plans_or_report, print};
 use crate::Registry;
+use crate::exec::slurm::live_jobs;
+use crate::exec::slurm::scheduler::JobState;
 use crate::output::{BOLD, DIM, FRESH, MISSING, STALE, paint};
-use crate::status::{State, mark_jobs, status as stage_states};
+use crate::plan::Plan;
+use crate::status::{StageStatus, State, status as stage_states};
 use crate::store::Store;
+use crate::store::jobs::JobRecord;
 
 pub fn status(
     spec: &SpecArgs,
@@ -15,8 +19,8 @@ pub fn status(
     let Some(plans) = plans_or_report(spec, registry)? else {
         return Ok(1);
     };
-    let jobs = crate::slurm::live_jobs(store);
-    let stage_states = |plan: &crate::plan::Plan, store: &Store| {
+    let jobs = live_jobs(store);
+    let stage_states = |plan: &Plan, store: &Store| {
         let mut states = stage_states(plan, store);
         mark_jobs(plan, &mut states, &jobs);
         states
@@ -71,4 +75,33 @@ pub fn status(
         }
     }
     print(&out)
+}
+
+/// Marks the stages of `states` that a live cluster job (see [`live_jobs`]) is computing
+/// as queued or running.
+fn mark_jobs(plan: &Plan, states: &mut [StageStatus], jobs: &[(JobRecord, JobState)]) {
+    for status in states.iter_mut().filter(|s| s.state != State::Fresh) {
+        let Some((record, state)) = jobs.iter().find(|(r, _)| {
+            r.spec_name == plan.loaded.spec.name
+                && r.stage == status.stage
+                && r.variants.contains(&plan.variant)
+        }) else {
+            continue;
+        };
+        status.job = Some(record.job.clone());
+        match state {
+            JobState::Pending { reason } => {
+                status.state = State::Queued;
+                status.reason = match reason.as_str() {
+                    "" | "None" => format!("job {}", record.job),
+                    _ => format!("job {} ({reason})", record.job),
+                };
+            }
+            JobState::Running { node } => {
+                status.state = State::Running;
+                status.reason = format!("job {} on {node}", record.job);
+            }
+            _ => {}
+        }
+    }
 }

@@ -11,7 +11,7 @@ use super::{Store, StoreError, write_atomic};
 pub struct JobRecord {
     /// The scheduler's job id.
     pub job: String,
-    /// What the job computes: the stage's settings and upstream (see `crate::slurm`), so
+    /// What the job computes: the stage's settings and upstream (see `crate::exec::slurm`), so
     /// that a later run adopts it only for the very same stage.
     #[serde(default)]
     pub identity: String,

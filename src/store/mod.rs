@@ -28,6 +28,7 @@ pub mod gc;
 pub mod jobs;
 pub mod key;
 pub mod lock;
+pub mod outcome;
 pub mod records;
 pub mod row_cache;
 
@@ -36,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 pub use artifact::{Lookup, Meta};
 pub use key::{StageKey, StaleReason};
+pub use outcome::{RunOutcome, StageOutcome};
 pub use records::{RunRecord, StageRecord};
 
 /// Errors from the store.

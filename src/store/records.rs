@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::outcome::{RunOutcome, StageOutcome};
 use super::{Store, StoreError, io_at, write_atomic};
 
 /// What one `accord run` did.
@@ -20,8 +21,7 @@ pub struct RunRecord {
     pub overrides: Vec<String>,
     pub started_at: String,
     pub seconds: f64,
-    /// `succeeded`, `failed` or `interrupted`.
-    pub outcome: String,
+    pub outcome: RunOutcome,
     pub accord_version: String,
     #[serde(default)]
     pub commit: Option<String>,
@@ -36,19 +36,75 @@ pub struct RunRecord {
 }
 
 /// What happened to one stage in a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct StageRecord {
     pub name: String,
     pub kind: String,
-    #[serde(default)]
     pub key: Option<String>,
-    #[serde(default)]
     pub digest: Option<String>,
-    /// `ran`, `cached`, `failed`, `skipped` or `interrupted`.
-    pub state: String,
+    /// Written as `state` and, for a failure or a skip, `error` (see [`StageOutcome`]).
+    pub outcome: StageOutcome,
     pub seconds: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+}
+
+/// A [`StageRecord`] as its JSON has it (the field order is the file's).
+#[derive(Serialize)]
+struct StageRecordOut<'a> {
+    name: &'a str,
+    kind: &'a str,
+    key: Option<&'a str>,
+    digest: Option<&'a str>,
+    state: &'a str,
+    seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+/// A [`StageRecord`] as read from a file.
+#[derive(Deserialize)]
+struct StageRecordIn {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+    state: String,
+    seconds: f64,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl Serialize for StageRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StageRecordOut {
+            name: &self.name,
+            kind: &self.kind,
+            key: self.key.as_deref(),
+            digest: self.digest.as_deref(),
+            state: self.outcome.name(),
+            seconds: self.seconds,
+            error: self.outcome.detail(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for StageRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let read = StageRecordIn::deserialize(deserializer)?;
+        let outcome = StageOutcome::from_record(&read.state, read.error).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown stage state `{}`", read.state))
+        })?;
+        Ok(StageRecord {
+            name: read.name,
+            kind: read.kind,
+            key: read.key,
+            digest: read.digest,
+            outcome,
+            seconds: read.seconds,
+        })
+    }
 }
 
 /// The keys of a spec's latest run, for explaining staleness.
@@ -91,7 +147,7 @@ impl Store {
         head.run = record.id.clone();
         for stage in &record.stages {
             if let Some(key) = &stage.key
-                && matches!(stage.state.as_str(), "ran" | "cached")
+                && stage.outcome.succeeded()
             {
                 head.keys.insert(stage.name.clone(), key.clone());
             }
@@ -144,4 +200,38 @@ pub fn new_run_id() -> String {
     let now = jiff::Timestamp::now();
     let suffix = blake3::hash(format!("{now:?}{}", std::process::id()).as_bytes()).to_hex();
     format!("{}-{}", now.strftime("%Y%m%dT%H%M%S%.3fZ"), &suffix[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stage records as every accord so far has written them.
+    const WRITTEN: [&str; 5] = [
+        r#"{"name":"a","kind":"prompt_synthesis","key":"k","digest":"d","state":"ran","seconds":1.5}"#,
+        r#"{"name":"a","kind":"prompt_synthesis","key":"k","digest":"d","state":"cached","seconds":0.0}"#,
+        r#"{"name":"b","kind":"persona_pairing","key":"k","digest":null,"state":"failed","seconds":0.2,"error":"no disk"}"#,
+        r#"{"name":"c","kind":"rollout","key":null,"digest":null,"state":"skipped","seconds":0.0,"error":"it needs `b`, which did not finish"}"#,
+        r#"{"name":"d","kind":"judge","key":null,"digest":null,"state":"interrupted","seconds":0.0}"#,
+    ];
+
+    #[test]
+    fn stage_records_read_back_and_write_the_same_json() {
+        for json in WRITTEN {
+            let record: StageRecord = serde_json::from_str(json).unwrap();
+            assert_eq!(serde_json::to_string(&record).unwrap(), json);
+        }
+        let failed: StageRecord = serde_json::from_str(WRITTEN[2]).unwrap();
+        assert_eq!(failed.outcome, StageOutcome::Failed("no disk".into()));
+    }
+
+    #[test]
+    fn an_unknown_stage_state_is_an_error_not_a_guess() {
+        let json = WRITTEN[0].replace("\"ran\"", "\"fresh\"");
+        let error = serde_json::from_str::<StageRecord>(&json).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown stage state `fresh`"),
+            "{error}"
+        );
+    }
 }

@@ -1,0 +1,131 @@
+//! A stage's key, and which stages' outputs the store already has.
+//!
+//! A key needs the digests of the stage's upstream *outputs*, so a stage can be keyed only
+//! once every stage it waits for is in the store. [`stage_key`] keys one stage; the local
+//! executor calls it as each stage becomes ready. [`stored`] walks a whole plan without
+//! computing anything, keying what can be keyed: `accord status` explains its answer, and
+//! the Slurm executor submits a job for every stage that is not [`Stored::Present`].
+//!
+//! Deliberately not here: why a stage is stale (that compares with the spec's last run,
+//! see [`crate::status`]) and computing anything.
+
+use std::collections::BTreeMap;
+
+use crate::plan::Plan;
+use crate::stage::Resource;
+use crate::store::{Lookup, StageKey, Store};
+
+/// The key of stage `i`, given the digests of its inputs' outputs.
+pub fn stage_key(
+    plan: &Plan,
+    i: usize,
+    store: &Store,
+    inputs: BTreeMap<String, String>,
+) -> Result<StageKey, String> {
+    let stage = &plan.stages[i];
+    let mut files = BTreeMap::new();
+    let mut embedded = BTreeMap::new();
+    for resource in stage.kind.resources(&stage.params) {
+        match resource {
+            Resource::File { field, path } => {
+                let full = plan.loaded.dir.join(&path);
+                let digest = store.file_digest(&full).map_err(|e| {
+                    format!(
+                        "cannot read `{}` (from `with.{field}`): {e}",
+                        path.display()
+                    )
+                })?;
+                files.insert(field, digest);
+            }
+            Resource::Embedded { name, bytes } => {
+                embedded.insert(name.to_string(), blake3::hash(bytes).to_hex().to_string());
+            }
+        }
+    }
+    let mut models = BTreeMap::new();
+    let mut backend = None;
+    for (field, name) in stage.kind.models(&stage.params) {
+        let identity = plan
+            .models
+            .identity(&name, store)
+            .map_err(|e| format!("model `{name}` (from `with.{field}`): {e}"))?;
+        models.insert(name.clone(), identity);
+        if plan.models.in_process(&name) {
+            let resolved = plan.models.backend().map_err(|e| e.to_string())?;
+            backend = Some(resolved.name.to_string());
+        }
+    }
+    Ok(StageKey {
+        kind: stage.kind.kind().to_string(),
+        version: stage.kind.version(),
+        params: stage.params.json.clone(),
+        seed: stage.seed,
+        inputs,
+        files,
+        embedded,
+        models,
+        backend,
+    })
+}
+
+/// What the store has for one stage, as far as keys tell without running anything.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    /// Stage `waits_for` (an index into the plan), which this one waits for, is not in the
+    /// store, so this one's key cannot be known yet.
+    Unkeyable { waits_for: usize },
+    /// The key cannot be computed (a referenced file is unreadable, a model unknown…).
+    KeyError(String),
+    /// The store has the output of `key`, whose digest is `digest`.
+    Present { key: String, digest: String },
+    /// The store's entry for `key` is corrupt.
+    Corrupt { key: String, reason: String },
+    /// The store has nothing for `key`.
+    Absent { key: String, parts: Box<StageKey> },
+}
+
+/// What the store has for every stage of `plan`, in plan order.
+pub fn stored(plan: &Plan, store: &Store) -> Vec<Stored> {
+    let mut present: Vec<Option<(String, String)>> = vec![None; plan.stages.len()];
+    let mut out = Vec::with_capacity(plan.stages.len());
+    for (i, stage) in plan.stages.iter().enumerate() {
+        if let Some(&d) = stage.after.iter().find(|d| present[**d].is_none()) {
+            out.push(Stored::Unkeyable { waits_for: d });
+            continue;
+        }
+        let digest_of = |d: usize| present[d].as_ref().expect("waited-for stages are present");
+        let inputs = stage
+            .needs
+            .iter()
+            .map(|&d| (plan.stages[d].name.clone(), digest_of(d).1.clone()))
+            .collect();
+        for &d in &stage.after {
+            let (key, digest) = digest_of(d);
+            plan.models
+                .trained_by_stage(&plan.stages[d].name, &store.entry_dir(key), digest);
+        }
+        let parts = match stage_key(plan, i, store, inputs) {
+            Ok(parts) => parts,
+            Err(message) => {
+                out.push(Stored::KeyError(message));
+                continue;
+            }
+        };
+        let key = parts.hash();
+        out.push(match store.lookup(&key) {
+            Lookup::Hit(meta) => {
+                present[i] = Some((key.clone(), meta.digest.clone()));
+                Stored::Present {
+                    key,
+                    digest: meta.digest,
+                }
+            }
+            Lookup::Corrupt(reason) => Stored::Corrupt { key, reason },
+            Lookup::Missing => Stored::Absent {
+                key,
+                parts: Box::new(parts),
+            },
+        });
+    }
+    out
+}
