@@ -98,7 +98,14 @@ pub fn run(
         };
     }
     // Variants run one after another; a stage they share has one key, so only the first
-    // computes it and the rest find it in the store.
+    // computes it and the rest find it in the store. They share one lease on the store.
+    let _lease = match store.lock_shared_for_run() {
+        Ok(lease) => lease,
+        Err(e) => {
+            anstream::eprintln!("{}: {e}", crate::output::error_label());
+            return Ok(1);
+        }
+    };
     let (mut total, mut failed) = (Tally::default(), false);
     let several = plans.len() > 1;
     for plan in &plans {
@@ -109,8 +116,7 @@ pub fn run(
             progress.println(&format!("variant {name}"));
         }
         let options = ExecOptions {
-            jobs: jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            jobs: jobs.unwrap_or_else(crate::exec::available_threads),
             on_error,
             overrides: spec.overrides(),
             compute_only: stage.clone(),

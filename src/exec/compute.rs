@@ -8,6 +8,7 @@
 //! caller's ([`super::local`]).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -33,7 +34,7 @@ pub(super) fn execute(
     plan: &Plan,
     store: &Store,
     i: usize,
-    done: &[Option<Done>],
+    done: &[OnceLock<Done>],
     compute_only: Option<&str>,
     progress: &Progress,
     cancel: &AtomicBool,
@@ -51,12 +52,12 @@ pub(super) fn execute(
         .needs
         .iter()
         .map(|d| {
-            let input = done[*d].as_ref().expect("inputs are done");
+            let input = done[*d].get().expect("inputs are done");
             (plan.stages[*d].name.clone(), input.digest.clone())
         })
         .collect();
     for &d in &stage.after {
-        let upstream = done[d].as_ref().expect("earlier stages are done");
+        let upstream = done[d].get().expect("earlier stages are done");
         plan.models.trained_by_stage(
             &plan.stages[d].name,
             &store.entry_dir(&upstream.key),
@@ -113,7 +114,7 @@ fn ensure(
     i: usize,
     key: &str,
     parts: &StageKey,
-    done: &[Option<Done>],
+    done: &[OnceLock<Done>],
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<(Meta, bool), StageError> {
@@ -172,7 +173,7 @@ fn read_input(
     plan: &Plan,
     store: &Store,
     d: usize,
-    done: &[Option<Done>],
+    done: &[OnceLock<Done>],
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<Input, StageError> {
@@ -180,7 +181,7 @@ fn read_input(
         key: input_key,
         parts: input_parts,
         ..
-    } = done[d].as_ref().expect("inputs are done");
+    } = done[d].get().expect("inputs are done");
     let upstream = &plan.stages[d];
     let batch = match store.read(input_key) {
         Ok((_, batch)) => batch,
@@ -220,7 +221,7 @@ fn compute(
     store: &Store,
     i: usize,
     key: &str,
-    done: &[Option<Done>],
+    done: &[OnceLock<Done>],
     progress: &Progress,
     cancel: &AtomicBool,
     bar: &StageProgress,

@@ -9,8 +9,9 @@
 //! not run are named with the reason. Ctrl-C sets a flag stages poll between rows; the
 //! stage in progress stops, leaves no artifact, and a later run computes it.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::time::Instant;
 
 use super::OnError;
@@ -46,11 +47,12 @@ impl Default for ExecOptions {
     }
 }
 
-#[derive(Clone)]
+/// Where a stage is in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     Pending,
     Running,
-    Done(Box<Done>),
+    Done,
     Failed,
     Skipped,
 }
@@ -68,49 +70,42 @@ pub fn run(
     let _run_lock = store.lock_shared_for_run()?;
     store.clean_abandoned_writes();
     let n = plan.stages.len();
+    // Who waits for each stage, and how many unfinished stages each one waits for.
+    let mut waiters: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (j, stage) in plan.stages.iter().enumerate() {
+        for &d in &stage.after {
+            waiters[d].push(j);
+        }
+    }
+    let mut unfinished: Vec<usize> = plan.stages.iter().map(|s| s.after.len()).collect();
+    // Ready stages start in plan order.
+    let mut ready: BTreeSet<usize> = (0..n).filter(|&i| unfinished[i] == 0).collect();
+    let finished: Vec<OnceLock<Done>> = (0..n).map(|_| OnceLock::new()).collect();
     let mut slots = vec![Slot::Pending; n];
     let mut results: Vec<Option<StageResult>> = vec![None; n];
     let mut stop = false;
     let (tx, rx) = mpsc::channel::<(usize, StageResult, Option<StageKey>)>();
     std::thread::scope(|scope| {
+        let finished = &finished;
         let mut running = 0;
         loop {
-            if !stop && !cancel.load(Ordering::Relaxed) {
-                for i in 0..n {
-                    if running >= options.jobs.max(1) {
-                        break;
-                    }
-                    let ready = matches!(slots[i], Slot::Pending)
-                        && plan.stages[i]
-                            .after
-                            .iter()
-                            .all(|d| matches!(slots[*d], Slot::Done(_)));
-                    if !ready {
-                        continue;
-                    }
-                    slots[i] = Slot::Running;
-                    running += 1;
-                    let done: Vec<Option<Done>> = slots
-                        .iter()
-                        .map(|s| match s {
-                            Slot::Done(done) => Some((**done).clone()),
-                            _ => None,
-                        })
-                        .collect();
-                    let tx = tx.clone();
-                    scope.spawn(move || {
-                        let (result, parts) = execute(
-                            plan,
-                            store,
-                            i,
-                            &done,
-                            options.compute_only.as_deref(),
-                            progress,
-                            cancel,
-                        );
-                        let _ = tx.send((i, result, parts));
-                    });
-                }
+            while !stop && !cancel.load(Ordering::Relaxed) && running < options.jobs.max(1) {
+                let Some(i) = ready.pop_first() else { break };
+                slots[i] = Slot::Running;
+                running += 1;
+                let tx = tx.clone();
+                scope.spawn(move || {
+                    let (result, parts) = execute(
+                        plan,
+                        store,
+                        i,
+                        finished,
+                        options.compute_only.as_deref(),
+                        progress,
+                        cancel,
+                    );
+                    let _ = tx.send((i, result, parts));
+                });
             }
             if running == 0 {
                 break;
@@ -130,57 +125,56 @@ pub fn run(
                 StageOutcome::Failed(message) => report_failure(name, message),
                 _ => {}
             }
-            slots[i] = match (&result.outcome, parts) {
-                (StageOutcome::Ran | StageOutcome::Cached, Some(parts)) => {
-                    Slot::Done(Box::new(Done {
-                        key: result.key.clone().expect("finished stages have keys"),
-                        digest: result
-                            .meta
-                            .as_ref()
-                            .expect("finished stages have artifacts")
-                            .digest
-                            .clone(),
-                        parts,
-                    }))
-                }
-                (StageOutcome::Interrupted, _) => {
-                    stop = true;
-                    Slot::Failed
-                }
-                _ => {
-                    if options.on_error == OnError::Fail {
-                        stop = true;
-                    }
-                    // Everything downstream of a failure cannot run.
-                    for j in i + 1..n {
-                        let blocked = plan.stages[j]
-                            .after
-                            .iter()
-                            .any(|d| matches!(slots[*d], Slot::Failed | Slot::Skipped) || *d == i);
-                        if blocked && matches!(slots[j], Slot::Pending) {
-                            let failed = &plan.stages[i].name;
-                            slots[j] = Slot::Skipped;
-                            results[j] = Some(StageResult {
-                                name: plan.stages[j].name.clone(),
-                                key: None,
-                                meta: None,
-                                outcome: SkipReason::InputDidNotFinish {
-                                    input: failed.clone(),
-                                }
-                                .into(),
-                                seconds: 0.0,
-                            });
-                        }
-                    }
-                    Slot::Failed
-                }
+            let done = match (&result.key, &result.meta, parts) {
+                (Some(key), Some(meta), Some(parts)) if result.outcome.succeeded() => Some(Done {
+                    key: key.clone(),
+                    digest: meta.digest.clone(),
+                    parts,
+                }),
+                _ => None,
             };
+            if let Some(done) = done {
+                let _ = finished[i].set(done);
+                slots[i] = Slot::Done;
+                for &j in &waiters[i] {
+                    unfinished[j] -= 1;
+                    if unfinished[j] == 0 && slots[j] == Slot::Pending {
+                        ready.insert(j);
+                    }
+                }
+            } else {
+                slots[i] = Slot::Failed;
+                if result.outcome == StageOutcome::Interrupted || options.on_error == OnError::Fail
+                {
+                    stop = true;
+                }
+                // Everything downstream of a failure cannot run.
+                let mut blocked: Vec<usize> = waiters[i].clone();
+                while let Some(j) = blocked.pop() {
+                    if slots[j] != Slot::Pending {
+                        continue;
+                    }
+                    slots[j] = Slot::Skipped;
+                    ready.remove(&j);
+                    blocked.extend(&waiters[j]);
+                    results[j] = Some(StageResult {
+                        name: plan.stages[j].name.clone(),
+                        key: None,
+                        meta: None,
+                        outcome: SkipReason::InputDidNotFinish {
+                            input: name.clone(),
+                        }
+                        .into(),
+                        seconds: 0.0,
+                    });
+                }
+            }
             results[i] = Some(result);
         }
     });
     let interrupted = cancel.load(Ordering::Relaxed);
     for (i, slot) in slots.iter().enumerate() {
-        if matches!(slot, Slot::Pending) {
+        if *slot == Slot::Pending {
             results[i] = Some(StageResult {
                 name: plan.stages[i].name.clone(),
                 key: None,

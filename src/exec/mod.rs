@@ -19,3 +19,9 @@ pub use keying::stage_key;
 pub use local::{ExecOptions, run};
 pub use on_error::OnError;
 pub use summary::{RunSummary, StageResult};
+
+/// The threads this process may use (the cgroup's CPU quota counts), read once.
+pub fn available_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

@@ -34,7 +34,7 @@ pub(crate) fn run_record(
             .models
             .resolved_backend()
             .and_then(|b| b.adapter.clone()),
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: super::available_threads(),
         stages,
     }
 }

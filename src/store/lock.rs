@@ -22,7 +22,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -125,6 +125,16 @@ fn touch(path: &Path) {
     if let Ok(file) = File::options().write(true).open(path) {
         let _ = file.set_modified(SystemTime::now());
     }
+}
+
+/// The run leases this process holds, by store root.
+static LEASES: Mutex<Vec<(PathBuf, Weak<Lock>)>> = Mutex::new(Vec::new());
+
+/// A run's lease on a store (see [`Store::lock_shared_for_run`]); released when the last
+/// run of the process sharing it drops it.
+#[derive(Debug, Clone)]
+pub struct RunLease {
+    _held: Arc<Lock>,
 }
 
 /// A held lock; its file is removed on drop.
@@ -319,10 +329,21 @@ impl Store {
         matches!(holder(&self.key_lock_path(key)), Holder::Live)
     }
 
-    /// The lease a run holds so that `accord gc` waits for it; waits while gc runs.
-    pub fn lock_shared_for_run(&self) -> Result<Lock, StoreError> {
+    /// The lease a run holds so that `accord gc` waits for it; waits while gc runs. A
+    /// process holds one lease per store, shared by its runs (the variants of one
+    /// `accord run` take it once).
+    pub fn lock_shared_for_run(&self) -> Result<RunLease, StoreError> {
+        let mut leases = LEASES.lock().unwrap_or_else(PoisonError::into_inner);
+        leases.retain(|(_, lease)| lease.strong_count() > 0);
+        if let Some(lease) = leases
+            .iter()
+            .find(|(root, _)| *root == self.root)
+            .and_then(|(_, lease)| lease.upgrade())
+        {
+            return Ok(RunLease { _held: lease });
+        }
         let gc = self.dir("locks").join("gc.lock");
-        loop {
+        let lease = loop {
             let lease = self
                 .dir("locks")
                 .join("runs")
@@ -333,9 +354,11 @@ impl Store {
                     drop(lease);
                     std::thread::sleep(POLL);
                 }
-                _ => return Ok(lease),
+                _ => break Arc::new(lease),
             }
-        }
+        };
+        leases.push((self.root.clone(), Arc::downgrade(&lease)));
+        Ok(RunLease { _held: lease })
     }
 
     /// The lock `accord gc` holds; `None` while a live run holds a lease.

@@ -110,6 +110,7 @@ impl<'de> Deserialize<'de> for StageRecord {
 /// The keys of a spec's latest run, for explaining staleness.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Head {
+    /// The run that last changed a key.
     pub run: String,
     pub keys: BTreeMap<String, String>,
 }
@@ -141,10 +142,8 @@ impl Store {
             &serde_json::to_vec_pretty(record).expect("records serialise"),
             false,
         )?;
-        let mut head = self
-            .head(&record.spec_name, record.variant.as_deref())
-            .unwrap_or_default();
-        head.run = record.id.clone();
+        let old = self.head(&record.spec_name, record.variant.as_deref());
+        let mut head = old.clone().unwrap_or_default();
         for stage in &record.stages {
             if let Some(key) = &stage.key
                 && stage.outcome.succeeded()
@@ -152,6 +151,11 @@ impl Store {
                 head.keys.insert(stage.name.clone(), key.clone());
             }
         }
+        // A run that changed no key (a no-op run) leaves the head as it is.
+        if old.is_some_and(|old| old.keys == head.keys) {
+            return Ok(());
+        }
+        head.run = record.id.clone();
         let name = head_name(&record.spec_name, record.variant.as_deref());
         write_atomic(
             &self.dir("heads").join(head_file(&name)),
