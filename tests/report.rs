@@ -1,5 +1,6 @@
 //! `accord compare --plots` and `accord report`: plots as SVG and PNG, and one
-//! self-contained HTML file that headless Chromium renders with its table and figures.
+//! self-contained HTML file that headless Chromium renders with its table, figures and
+//! the best- and worst-scored dialogues.
 
 mod common;
 
@@ -8,7 +9,8 @@ use std::process::Command;
 
 use common::Workspace;
 
-/// A trained tiny model evaluated against its base: a table, reward curves and bars.
+/// A trained tiny model evaluated against its base: a table, reward curves and bars; and
+/// four held-out dialogues of the base model, judged.
 fn evaluated(ws: &Workspace) {
     let model = common::tiny_long_context(ws);
     let text = format!(
@@ -21,7 +23,10 @@ fn evaluated(ws: &Workspace) {
          heldout_dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 2, split: heldout}}\n  \
          heldout:\n    kind: persona_pairing\n    needs: [heldout_dilemmas]\n  \
          eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [trained], baseline: base, \
-         suites: [collective_agency, general], repeats: 2, items: 2, max_new_tokens: 6, resamples: 200}}\n"
+         suites: [collective_agency, general], repeats: 2, items: 2, max_new_tokens: 6, resamples: 200}}\n  \
+         dialogues:\n    kind: rollout\n    needs: [heldout]\n    with: {{model: base, group_size: 2, \
+         max_turns: 2, max_new_tokens: 6, agreement: marker}}\n  \
+         scores:\n    kind: judge\n    needs: [dialogues]\n    with: {{model: base, rationale_tokens: 4}}\n"
     );
     ws.write("spec.yaml", &text);
     let run = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
@@ -172,4 +177,95 @@ fn the_report_renders_in_headless_chromium() {
         .count();
     assert!(ink > 2000, "the table's text is drawn ({ink} dark pixels)");
     assert!(bar_pixels(&png) > 100, "the figures are drawn");
+
+    // The best- and worst-scored dialogues, as the judge scored them, as transcripts.
+    let scores = ws.accord(&[
+        "show",
+        "spec.yaml",
+        "scores",
+        "--backend",
+        "flex",
+        "--format",
+        "json",
+    ]);
+    let scores: serde_json::Value = serde_json::from_str(&scores.stdout).unwrap();
+    let scored: Vec<(String, f64)> = scores
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s["dialogue_id"].as_str()?.to_string(),
+                s["ca_score"].as_f64()?,
+            ))
+        })
+        .collect();
+    let best = scored.iter().map(|s| s.1).fold(f64::MIN, f64::max);
+    let worst = scored.iter().map(|s| s.1).fold(f64::MAX, f64::min);
+    let first_with = |score: f64| &scored.iter().find(|s| s.1 == score).unwrap().0;
+    assert!(dom.contains("<h2>Dialogues</h2>"), "{dom}");
+    let articles = dom.matches("<article class=\"dialogue\"").count();
+    assert_eq!(articles, if best == worst { 1 } else { 2 }, "{dom}");
+    for (label, score) in [("Best scored", best), ("Worst scored", worst)] {
+        if best == worst {
+            break;
+        }
+        let id = first_with(score);
+        let article = &dom[dom.find(&format!("id=\"dialogue-{id}\"")).unwrap()..];
+        let article = &article[..article.find("</article>").unwrap()];
+        assert!(
+            article.contains(&format!("{label}: {score:.2}")),
+            "{article}"
+        );
+        assert!(article.contains("<b>Dilemma.</b>") && article.contains("<b>Agreement</b>"));
+        assert!(
+            article.contains("<li><b>"),
+            "every turn with its speaker: {article}"
+        );
+        assert!(article.contains("Collective Agency"), "{article}");
+    }
+}
+
+/// The terminal table: aligned columns with numbers on the right, the significant
+/// differences starred, and nothing but the table.
+#[test]
+fn compare_prints_an_aligned_table() {
+    let ws = Workspace::new();
+    evaluated(&ws);
+    let out = ws.accord(&[
+        "compare",
+        "spec.yaml",
+        "--backend",
+        "flex",
+        "--baseline",
+        "base",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stdout.contains("shape:") && !out.stdout.contains("---"));
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("variant   model    metric"),
+        "{}",
+        out.stdout
+    );
+    // The means end in one column: right-aligned.
+    let mean_end = lines[0].find("mean").unwrap() + "mean".len();
+    for line in &lines[1..] {
+        let bytes = line.as_bytes();
+        assert!(bytes[mean_end - 1].is_ascii_digit(), "{line}");
+        assert_eq!(bytes[mean_end], b' ', "{line}");
+    }
+    let csv = ws.accord(&[
+        "compare",
+        "spec.yaml",
+        "--backend",
+        "flex",
+        "--baseline",
+        "base",
+        "--format",
+        "csv",
+    ]);
+    let significant = csv.stdout.lines().filter(|l| l.ends_with(",true")).count();
+    let starred = lines.iter().filter(|l| l.ends_with(" *")).count();
+    assert_eq!(starred, significant, "{}\n{}", out.stdout, csv.stdout);
 }

@@ -1,8 +1,14 @@
-//! `accord show SPEC STAGE`: print a stage's output with polars.
+//! `accord show SPEC STAGE`: a stage's output as a table a person reads (the columns
+//! worth reading, fitted to the terminal: [`crate::report::artifact_table`]), as CSV or
+//! JSON with every column and digit, as its path, or — for a `rollout` stage, with
+//! `--transcript` — as transcripts of its dialogues with their judges' verdicts.
 
 use super::{SpecArgs, display_path, print, single_plan_or_report};
 use crate::Registry;
-use crate::status::{State, status};
+use crate::plan::Plan;
+use crate::report::terminal_text::{output_width, wrap};
+use crate::report::{artifact_table, transcript};
+use crate::status::{StageStatus, State, status};
 use crate::store::Store;
 
 /// How `accord show` prints a table.
@@ -14,7 +20,7 @@ pub enum ShowFormat {
 }
 
 /// What `accord show` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShowTarget {
     /// The first `rows` rows.
     Table { rows: usize, format: ShowFormat },
@@ -22,6 +28,12 @@ pub enum ShowTarget {
     DataPath,
     /// The path of the entry's `checkpoint/` folder.
     Checkpoint,
+    /// A `rollout` stage's dialogues as transcripts: the one whose id starts with
+    /// `dialogue`, or the first `rows`.
+    Transcripts {
+        rows: usize,
+        dialogue: Option<String>,
+    },
 }
 
 pub fn show(
@@ -62,6 +74,7 @@ pub fn show(
         }
     };
     let path = store.data_path(&key);
+    let kind = plan.stages[index].kind.kind().to_string();
     let (rows, format) = match target {
         ShowTarget::DataPath => return print(&format!("{}\n", display_path(&path))),
         ShowTarget::Checkpoint => {
@@ -76,8 +89,16 @@ pub fn show(
             return print(&format!("{}\n", display_path(&folder)));
         }
         ShowTarget::Table { rows, format } => (rows, format),
+        ShowTarget::Transcripts { rows, dialogue } => {
+            let shown = Transcripts {
+                plan: &plan,
+                states: &states,
+                spec: &spec.spec,
+            };
+            return shown.print(store, index, rows, dialogue.as_deref());
+        }
     };
-    match render(&path, rows, format) {
+    match render(&path, &kind, rows, format) {
         Ok(text) => print(&text),
         Err(e) => {
             anstream::eprintln!(
@@ -90,32 +111,146 @@ pub fn show(
     }
 }
 
+/// The first `rows` rows of the `kind` artifact at `path` in `format`.
 fn render(
     path: &std::path::Path,
+    kind: &str,
     rows: usize,
     format: ShowFormat,
 ) -> polars::prelude::PolarsResult<String> {
     use polars::prelude::*;
-    let file = std::fs::File::open(path)?;
-    let mut df = ParquetReader::new(file).finish()?.head(Some(rows));
+    let head = || -> PolarsResult<DataFrame> {
+        let file = std::fs::File::open(path)?;
+        Ok(ParquetReader::new(file).finish()?.head(Some(rows)))
+    };
     let mut out = Vec::new();
     match format {
-        ShowFormat::Table => {
-            let shown = df.height();
-            return Ok(format!("{df}\n{shown} of {} rows\n", total_rows(path)));
-        }
+        ShowFormat::Table => return table_text(path, kind, rows),
         ShowFormat::Csv => {
+            let mut df = head()?;
             lists_as_text(&mut df)?;
             CsvWriter::new(&mut out).finish(&mut df)?
         }
         ShowFormat::Json => {
             JsonWriter::new(&mut out)
                 .with_json_format(JsonFormat::Json)
-                .finish(&mut df)?;
+                .finish(&mut head()?)?;
             out.push(b'\n');
         }
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The table a person reads, `N of M rows`, and which columns it leaves out.
+fn table_text(
+    path: &std::path::Path,
+    kind: &str,
+    rows: usize,
+) -> polars::prelude::PolarsResult<String> {
+    let width = output_width();
+    let table = artifact_table::read(path, kind, rows, width)?;
+    let mut text = table.text;
+    text.push_str(&format!("{} of {} rows\n", table.rows, total_rows(path)));
+    if !table.not_shown.is_empty() {
+        let note = format!(
+            "not shown: {} (`--format csv` or `--format json` has every column)",
+            table.not_shown.join(", ")
+        );
+        for line in wrap(&note, width) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    Ok(text)
+}
+
+/// What `--transcript` reads: the plan, its stages' states and the spec's path (for hints).
+struct Transcripts<'a> {
+    plan: &'a Plan,
+    states: &'a [StageStatus],
+    spec: &'a std::path::Path,
+}
+
+impl Transcripts<'_> {
+    /// Prints the dialogues of rollout stage `index` as transcripts: the one whose id
+    /// starts with `dialogue`, or the first `rows`.
+    fn print(
+        &self,
+        store: &Store,
+        index: usize,
+        rows: usize,
+        dialogue: Option<&str>,
+    ) -> std::io::Result<i32> {
+        let (plan, states) = (self.plan, self.states);
+        let stage = &plan.stages[index];
+        if stage.kind.kind() != "rollout" {
+            let rollouts: Vec<&str> = plan
+                .stages
+                .iter()
+                .filter(|s| s.kind.kind() == "rollout")
+                .map(|s| s.name.as_str())
+                .collect();
+            let hint = match rollouts.as_slice() {
+                [] => "this spec has no `rollout` stage".to_string(),
+                names => format!("`rollout` stages in this spec: {}", names.join(", ")),
+            };
+            anstream::eprintln!(
+                "{}: `--transcript` shows the dialogues of a `rollout` stage; `{}` is a `{}` stage\n  = hint: {hint}",
+                crate::output::error_label(),
+                stage.name,
+                stage.kind.kind()
+            );
+            return Ok(1);
+        }
+        let all = match super::transcripts::transcripts(plan, states, store, index) {
+            Ok(all) => all,
+            Err(e) => {
+                anstream::eprintln!("{}: {e}", crate::output::error_label());
+                return Ok(1);
+            }
+        };
+        let width = output_width();
+        let Some(prefix) = dialogue else {
+            let shown: Vec<String> = all
+                .iter()
+                .take(rows)
+                .map(|t| transcript::render_text(t, width))
+                .collect();
+            let mut text = shown.join("\n");
+            text.push_str(&format!("\n{} of {} dialogues\n", shown.len(), all.len()));
+            return print(&text);
+        };
+        let matching: Vec<&transcript::Transcript> = all
+            .iter()
+            .filter(|t| t.dialogue_id.starts_with(prefix))
+            .collect();
+        match matching.as_slice() {
+            [one] => print(&transcript::render_text(one, width)),
+            [] => {
+                let some: Vec<&str> = all.iter().take(5).map(|t| t.dialogue_id.as_str()).collect();
+                let more = if all.len() > some.len() { ", …" } else { "" };
+                anstream::eprintln!(
+                    "{}: stage `{}` has no dialogue `{prefix}`\n  = hint: its {} dialogues are {}{more}; `accord show {} {} --transcript` prints them all",
+                    crate::output::error_label(),
+                    stage.name,
+                    all.len(),
+                    some.join(", "),
+                    self.spec.display(),
+                    stage.name,
+                );
+                Ok(1)
+            }
+            many => {
+                anstream::eprintln!(
+                    "{}: `{prefix}` starts {} dialogue ids of stage `{}`; give more of it",
+                    crate::output::error_label(),
+                    many.len(),
+                    stage.name
+                );
+                Ok(1)
+            }
+        }
+    }
 }
 
 /// Replaces list columns (token ids, log-probs), which CSV cannot hold, with their text
