@@ -26,7 +26,8 @@ fn evaluated(ws: &Workspace) {
          suites: [collective_agency, general], repeats: 2, items: 2, max_new_tokens: 6, resamples: 200}}\n  \
          dialogues:\n    kind: rollout\n    needs: [heldout]\n    with: {{model: base, group_size: 2, \
          max_turns: 2, max_new_tokens: 6, agreement: marker}}\n  \
-         scores:\n    kind: judge\n    needs: [dialogues]\n    with: {{model: base, rationale_tokens: 4}}\n"
+         scores:\n    kind: judge\n    needs: [dialogues]\n    with: {{model: base, rationale_tokens: 4, \
+         no_agreement_score: null}}\n"
     );
     ws.write("spec.yaml", &text);
     let run = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
@@ -200,17 +201,22 @@ fn the_report_renders_in_headless_chromium() {
             ))
         })
         .collect();
+    assert!(scored.len() >= 2, "{scores}");
     let best = scored.iter().map(|s| s.1).fold(f64::MIN, f64::max);
     let worst = scored.iter().map(|s| s.1).fold(f64::MAX, f64::min);
-    let first_with = |score: f64| &scored.iter().find(|s| s.1 == score).unwrap().0;
+    // The first of the best, the last of the worst.
+    let best_id = &scored.iter().find(|s| s.1 == best).unwrap().0;
+    let worst_id = &scored.iter().rev().find(|s| s.1 == worst).unwrap().0;
     assert!(dom.contains("<h2>Dialogues</h2>"), "{dom}");
-    let articles = dom.matches("<article class=\"dialogue\"").count();
-    assert_eq!(articles, if best == worst { 1 } else { 2 }, "{dom}");
-    for (label, score) in [("Best scored", best), ("Worst scored", worst)] {
-        if best == worst {
-            break;
-        }
-        let id = first_with(score);
+    assert_eq!(
+        dom.matches("<article class=\"dialogue\"").count(),
+        2,
+        "{dom}"
+    );
+    for (label, score, id) in [
+        ("Best scored", best, best_id),
+        ("Worst scored", worst, worst_id),
+    ] {
         let article = &dom[dom.find(&format!("id=\"dialogue-{id}\"")).unwrap()..];
         let article = &article[..article.find("</article>").unwrap()];
         assert!(
@@ -222,7 +228,10 @@ fn the_report_renders_in_headless_chromium() {
             article.contains("<li><b>"),
             "every turn with its speaker: {article}"
         );
-        assert!(article.contains("Collective Agency"), "{article}");
+        assert!(
+            article.contains(&format!("Collective Agency {score:.2} of 5")),
+            "{article}"
+        );
     }
 }
 

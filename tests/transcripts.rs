@@ -14,7 +14,8 @@ fn judged(ws: &Workspace) {
          pairs:\n    kind: persona_pairing\n    needs: [dilemmas]\n  \
          dialogues:\n    kind: rollout\n    needs: [pairs]\n    with: {{model: policy, group_size: 2, \
          max_turns: 3, max_new_tokens: 6, agreement: marker}}\n  \
-         scores:\n    kind: judge\n    needs: [dialogues]\n    with: {{model: policy, rationale_tokens: 4}}\n"
+         scores:\n    kind: judge\n    needs: [dialogues]\n    with: {{model: policy, rationale_tokens: 4, \
+         no_agreement_score: null}}\n"
     );
     ws.write("spec.yaml", &text);
     let run = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);

@@ -141,7 +141,7 @@ fn dialogues(extremes: &[Extremes]) -> String {
                 ));
             }
             None => html.push_str(&transcript(
-                &format!("The one scored: {}", score(&e.best)),
+                &format!("The only scored dialogue: {}", score(&e.best)),
                 &e.best,
             )),
         }

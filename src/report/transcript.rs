@@ -291,7 +291,9 @@ pub fn add_verdicts(transcripts: &mut [Transcript], verdicts: &HashMap<String, V
 }
 
 /// The indices of the best- and the worst-scored dialogue (by their first verdict's
-/// score; the earlier dialogue wins a tie), or `None` when no dialogue has a score.
+/// score), or `None` when no dialogue has a score. The earliest of the best and the last
+/// of the worst are taken, so two dialogues are shown whenever two have a score, even
+/// when every score ties.
 pub fn best_and_worst(transcripts: &[Transcript]) -> Option<(usize, usize)> {
     let scored: Vec<(usize, f64)> = transcripts
         .iter()
@@ -304,7 +306,7 @@ pub fn best_and_worst(transcripts: &[Transcript]) -> Option<(usize, usize)> {
         if score > best.1 {
             best = (i, score);
         }
-        if score < worst.1 {
+        if score <= worst.1 {
             worst = (i, score);
         }
     }
@@ -392,6 +394,21 @@ fn indented(text: &str, width: usize) -> String {
         .collect()
 }
 
+/// `text` wrapped to `width`, its continuation lines indented by two spaces.
+fn hanging(text: &str, width: usize) -> String {
+    wrap(text, width.saturating_sub(2))
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            if i == 0 {
+                format!("{line}\n")
+            } else {
+                format!("  {line}\n")
+            }
+        })
+        .collect()
+}
+
 /// `transcript` as text for a terminal `width` columns wide: every word of every turn,
 /// wrapped, nothing cut.
 pub fn render_text(transcript: &Transcript, width: usize) -> String {
@@ -421,16 +438,26 @@ pub fn render_text(transcript: &Transcript, width: usize) -> String {
         ));
         out.push_str(&indented(&turn.text, width));
     }
-    out.push_str(&format!("\nagreement: {}\n", agreement_text(transcript)));
+    out.push('\n');
+    out.push_str(&hanging(
+        &format!("agreement: {}", agreement_text(transcript)),
+        width,
+    ));
     if let Some(summary) = &transcript.summary {
-        out.push_str(&format!("summary by {}:\n", transcript.speaker(summary)));
+        out.push_str(&hanging(
+            &format!("summary by {}:", transcript.speaker(summary)),
+            width,
+        ));
         out.push_str(&indented(&summary.text, width));
     }
     for verdict in &transcript.verdicts {
-        out.push_str(&format!(
-            "judge `{}`: Collective Agency {}\n",
-            verdict.stage,
-            score_text(verdict)
+        out.push_str(&hanging(
+            &format!(
+                "judge `{}`: Collective Agency {}",
+                verdict.stage,
+                score_text(verdict)
+            ),
+            width,
         ));
         if let Some(satisfaction) = satisfaction_text(transcript, verdict) {
             out.push_str(&indented(&format!("satisfaction: {satisfaction}"), width));
@@ -533,6 +560,13 @@ mod tests {
         assert_eq!(best_and_worst(&all), Some((2, 3)));
         assert_eq!(best_and_worst(&all[1..2]), None);
         assert_eq!(best_and_worst(&all[..1]), Some((0, 0)));
+        // Every score tying: the first and the last.
+        let tied = [
+            transcript("a", Some(0.0)),
+            transcript("b", Some(0.0)),
+            transcript("c", Some(0.0)),
+        ];
+        assert_eq!(best_and_worst(&tied), Some((0, 2)));
     }
 
     #[test]
