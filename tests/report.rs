@@ -235,28 +235,64 @@ fn the_report_renders_in_headless_chromium() {
     }
 }
 
+/// Two fixture models (Qwen2 and Llama) on the deterministic `general` suite: perplexity
+/// and multiple-choice accuracy, no sampling and no training, so the numbers are the same
+/// on every run.
+fn two_models_evaluated(ws: &Workspace) {
+    let qwen = common::tiny_long_context(ws);
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llm/llama-gqa");
+    std::fs::create_dir_all(ws.path().join("llama")).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            ws.path().join("llama").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    let config = ws.read("llama/config.json").replace(
+        "\"max_position_embeddings\": 256",
+        "\"max_position_embeddings\": 4096",
+    );
+    ws.write("llama/config.json", &config);
+    let text = format!(
+        "version: 1\nname: compared\nseed: 4\nmodels:\n  qwen:\n    source: {qwen}\n  \
+         llama:\n    source: path:llama\nstages:\n  \
+         heldout_dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 2, split: heldout}}\n  \
+         heldout:\n    kind: persona_pairing\n    needs: [heldout_dilemmas]\n  \
+         eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [llama], baseline: qwen, \
+         suites: [general]}}\n"
+    );
+    ws.write("spec.yaml", &text);
+    let run = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
 /// The terminal table: aligned columns with numbers on the right, the significant
-/// differences starred, and nothing but the table.
+/// differences starred in a column of their own, and nothing but the table.
 #[test]
 fn compare_prints_an_aligned_table() {
     let ws = Workspace::new();
-    evaluated(&ws);
-    let out = ws.accord(&[
-        "compare",
-        "spec.yaml",
-        "--backend",
-        "flex",
-        "--baseline",
-        "base",
-    ]);
+    two_models_evaluated(&ws);
+    let compare = |format: &str| {
+        ws.accord(&[
+            "compare",
+            "spec.yaml",
+            "--backend",
+            "flex",
+            "--baseline",
+            "qwen",
+            "--format",
+            format,
+        ])
+    };
+    let out = compare("table");
     assert_eq!(out.code, 0, "{}", out.stderr);
+    insta::with_settings!({prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!("compare_table", out.stdout);
+    });
     assert!(!out.stdout.contains("shape:") && !out.stdout.contains("---"));
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert!(
-        lines[0].starts_with("variant   model    metric"),
-        "{}",
-        out.stdout
-    );
     // The means end in one column: right-aligned.
     let mean_end = lines[0].find("mean").unwrap() + "mean".len();
     for line in &lines[1..] {
@@ -264,17 +300,26 @@ fn compare_prints_an_aligned_table() {
         assert!(bytes[mean_end - 1].is_ascii_digit(), "{line}");
         assert_eq!(bytes[mean_end], b' ', "{line}");
     }
-    let csv = ws.accord(&[
-        "compare",
-        "spec.yaml",
-        "--backend",
-        "flex",
-        "--baseline",
-        "base",
-        "--format",
-        "csv",
-    ]);
-    let significant = csv.stdout.lines().filter(|l| l.ends_with(",true")).count();
-    let starred = lines.iter().filter(|l| l.ends_with(" *")).count();
+    // A star on every line CSV calls significant, and on no other.
+    let csv = compare("csv");
+    let significant: Vec<bool> = csv
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.ends_with(",true"))
+        .collect();
+    let starred: Vec<bool> = lines[1..].iter().map(|l| l.ends_with(" *")).collect();
     assert_eq!(starred, significant, "{}\n{}", out.stdout, csv.stdout);
+    assert!(starred.contains(&true), "{}", out.stdout);
+    // Markdown keeps its form: the star in the difference's cell.
+    let markdown = compare("markdown");
+    assert!(markdown.stdout.starts_with(
+        "| variant | model | metric | mean | ± sd | 95% CI | n | Δ vs qwen |\n| --- |"
+    ));
+    assert_eq!(
+        markdown.stdout.matches(" * |").count(),
+        1,
+        "{}",
+        markdown.stdout
+    );
 }
