@@ -3,12 +3,12 @@
 //! JSON with every column and digit, as its path, or — for a `rollout` stage, with
 //! `--transcript` — as transcripts of its dialogues with their judges' verdicts.
 
+use super::transcripts::{self, Chosen};
 use super::{SpecArgs, display_path, print, single_plan_or_report};
 use crate::Registry;
-use crate::plan::Plan;
+use crate::report::artifact_table;
 use crate::report::terminal_text::{output_width, wrap};
-use crate::report::{artifact_table, transcript};
-use crate::status::{StageStatus, State, status};
+use crate::status::{State, status};
 use crate::store::Store;
 
 /// How `accord show` prints a table.
@@ -90,12 +90,18 @@ pub fn show(
         }
         ShowTarget::Table { rows, format } => (rows, format),
         ShowTarget::Transcripts { rows, dialogue } => {
-            let shown = Transcripts {
-                plan: &plan,
-                states: &states,
-                spec: &spec.spec,
+            let chosen = match dialogue {
+                Some(prefix) => Chosen::Dialogue(prefix),
+                None => Chosen::First(rows),
             };
-            return shown.print(store, index, rows, dialogue.as_deref());
+            let text = transcripts::text(&plan, &states, store, index, &chosen, output_width());
+            return match text {
+                Ok(text) => print(&text),
+                Err(e) => {
+                    anstream::eprintln!("{}: {e}", crate::output::error_label());
+                    Ok(1)
+                }
+            };
         }
     };
     match render(&path, &kind, rows, format) {
@@ -162,95 +168,6 @@ fn table_text(
         }
     }
     Ok(text)
-}
-
-/// What `--transcript` reads: the plan, its stages' states and the spec's path (for hints).
-struct Transcripts<'a> {
-    plan: &'a Plan,
-    states: &'a [StageStatus],
-    spec: &'a std::path::Path,
-}
-
-impl Transcripts<'_> {
-    /// Prints the dialogues of rollout stage `index` as transcripts: the one whose id
-    /// starts with `dialogue`, or the first `rows`.
-    fn print(
-        &self,
-        store: &Store,
-        index: usize,
-        rows: usize,
-        dialogue: Option<&str>,
-    ) -> std::io::Result<i32> {
-        let (plan, states) = (self.plan, self.states);
-        let stage = &plan.stages[index];
-        if stage.kind.kind() != "rollout" {
-            let rollouts: Vec<&str> = plan
-                .stages
-                .iter()
-                .filter(|s| s.kind.kind() == "rollout")
-                .map(|s| s.name.as_str())
-                .collect();
-            let hint = match rollouts.as_slice() {
-                [] => "this spec has no `rollout` stage".to_string(),
-                names => format!("`rollout` stages in this spec: {}", names.join(", ")),
-            };
-            anstream::eprintln!(
-                "{}: `--transcript` shows the dialogues of a `rollout` stage; `{}` is a `{}` stage\n  = hint: {hint}",
-                crate::output::error_label(),
-                stage.name,
-                stage.kind.kind()
-            );
-            return Ok(1);
-        }
-        let all = match super::transcripts::transcripts(plan, states, store, index) {
-            Ok(all) => all,
-            Err(e) => {
-                anstream::eprintln!("{}: {e}", crate::output::error_label());
-                return Ok(1);
-            }
-        };
-        let width = output_width();
-        let Some(prefix) = dialogue else {
-            let shown: Vec<String> = all
-                .iter()
-                .take(rows)
-                .map(|t| transcript::render_text(t, width))
-                .collect();
-            let mut text = shown.join("\n");
-            text.push_str(&format!("\n{} of {} dialogues\n", shown.len(), all.len()));
-            return print(&text);
-        };
-        let matching: Vec<&transcript::Transcript> = all
-            .iter()
-            .filter(|t| t.dialogue_id.starts_with(prefix))
-            .collect();
-        match matching.as_slice() {
-            [one] => print(&transcript::render_text(one, width)),
-            [] => {
-                let some: Vec<&str> = all.iter().take(5).map(|t| t.dialogue_id.as_str()).collect();
-                let more = if all.len() > some.len() { ", …" } else { "" };
-                anstream::eprintln!(
-                    "{}: stage `{}` has no dialogue `{prefix}`\n  = hint: its {} dialogues are {}{more}; `accord show {} {} --transcript` prints them all",
-                    crate::output::error_label(),
-                    stage.name,
-                    all.len(),
-                    some.join(", "),
-                    self.spec.display(),
-                    stage.name,
-                );
-                Ok(1)
-            }
-            many => {
-                anstream::eprintln!(
-                    "{}: `{prefix}` starts {} dialogue ids of stage `{}`; give more of it",
-                    crate::output::error_label(),
-                    many.len(),
-                    stage.name
-                );
-                Ok(1)
-            }
-        }
-    }
 }
 
 /// Replaces list columns (token ids, log-probs), which CSV cannot hold, with their text

@@ -1,6 +1,6 @@
 //! Which dialogues `accord show --transcript` and `accord report` read: a `rollout`
 //! stage's artifact, with the verdicts of the `judge` stages of the same plan that need
-//! it and are fresh in the store.
+//! it and are fresh in the store; and which of them `--transcript [DIALOGUE_ID]` prints.
 //!
 //! This is where the spec's graph meets the artifacts; reading and rendering a transcript
 //! is [`crate::report::transcript`]'s. A judge that is stale or missing adds nothing (its
@@ -13,16 +13,55 @@ use polars::prelude::PolarsError;
 use crate::plan::Plan;
 use crate::report::html::Extremes;
 use crate::report::transcript::{
-    Transcript, add_verdicts, best_and_worst, read_transcripts, read_verdicts,
+    Transcript, add_verdicts, best_and_worst, read_transcripts, read_verdicts, render_text,
 };
 use crate::status::{StageStatus, State, status};
 use crate::store::Store;
 
-/// Why transcripts could not be read.
+/// Why transcripts could not be read or chosen.
 #[derive(Debug, thiserror::Error)]
 pub enum TranscriptError {
     #[error("cannot read `{path}`: {source}")]
     Unreadable { path: PathBuf, source: PolarsError },
+    #[error(
+        "`--transcript` shows the dialogues of a `rollout` stage; `{stage}` is a `{kind}` stage\n  = hint: {}",
+        match rollouts.as_slice() {
+            [] => "this spec has no `rollout` stage".to_string(),
+            names => format!("`rollout` stages in this spec: {}", names.join(", ")),
+        }
+    )]
+    NotARollout {
+        stage: String,
+        kind: String,
+        rollouts: Vec<String>,
+    },
+    #[error(
+        "stage `{stage}` has no dialogue `{prefix}`\n  = hint: its dialogues: {}{}; `--transcript` without an id prints them",
+        some.join(", "),
+        if *count > some.len() { ", …" } else { "" }
+    )]
+    NoSuchDialogue {
+        stage: String,
+        prefix: String,
+        /// The first few dialogue ids.
+        some: Vec<String>,
+        count: usize,
+    },
+    #[error("`{prefix}` starts {count} dialogue ids of stage `{stage}`; give more of it")]
+    AmbiguousDialogue {
+        stage: String,
+        prefix: String,
+        count: usize,
+    },
+}
+
+/// Which dialogues `--transcript` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chosen {
+    /// The first N, in artifact order.
+    First(usize),
+    /// The one whose id starts with this.
+    Dialogue(String),
 }
 
 /// A judge's view of one rollout: its dialogues, each with that judge's verdict.
@@ -78,6 +117,59 @@ pub fn transcripts(
         add_verdicts(&mut transcripts, &verdicts);
     }
     Ok(transcripts)
+}
+
+/// The transcripts of rollout stage `index` that `chosen` picks, as text `width` columns
+/// wide: one dialogue, or the first N and `N of M dialogues`.
+pub fn text(
+    plan: &Plan,
+    states: &[StageStatus],
+    store: &Store,
+    index: usize,
+    chosen: &Chosen,
+    width: usize,
+) -> Result<String, TranscriptError> {
+    let stage = &plan.stages[index];
+    if stage.kind.kind() != "rollout" {
+        return Err(TranscriptError::NotARollout {
+            stage: stage.name.clone(),
+            kind: stage.kind.kind().to_string(),
+            rollouts: plan
+                .stages
+                .iter()
+                .filter(|s| s.kind.kind() == "rollout")
+                .map(|s| s.name.clone())
+                .collect(),
+        });
+    }
+    let all = transcripts(plan, states, store, index)?;
+    let prefix = match chosen {
+        Chosen::First(n) => {
+            let shown: Vec<String> = all.iter().take(*n).map(|t| render_text(t, width)).collect();
+            let mut text = shown.join("\n");
+            text.push_str(&format!("\n{} of {} dialogues\n", shown.len(), all.len()));
+            return Ok(text);
+        }
+        Chosen::Dialogue(prefix) => prefix,
+    };
+    let matching: Vec<&Transcript> = all
+        .iter()
+        .filter(|t| t.dialogue_id.starts_with(prefix.as_str()))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(render_text(one, width)),
+        [] => Err(TranscriptError::NoSuchDialogue {
+            stage: stage.name.clone(),
+            prefix: prefix.clone(),
+            some: all.iter().take(5).map(|t| t.dialogue_id.clone()).collect(),
+            count: all.len(),
+        }),
+        many => Err(TranscriptError::AmbiguousDialogue {
+            stage: stage.name.clone(),
+            prefix: prefix.clone(),
+            count: many.len(),
+        }),
+    }
 }
 
 /// Every (fresh judge, fresh rollout it needs) of `plan`, the rollout's dialogues carrying
