@@ -218,6 +218,14 @@ mod tests {
     }
 
     #[test]
+    fn the_bar_template_with_its_pace_key_is_valid() {
+        // `bar_style` expects its template to parse; a typo would panic on a terminal only.
+        let bar = ProgressBar::with_draw_target(Some(4), ProgressDrawTarget::hidden());
+        bar.set_style(bar_style());
+        bar.inc(1);
+    }
+
+    #[test]
     fn progress_lines_give_the_pace_and_eta_or_only_the_count() {
         assert_eq!(
             progress_line("dialogues", 3, Some(40), 36.9),
