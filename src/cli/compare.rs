@@ -1,6 +1,7 @@
 //! `accord compare SPEC|RUN… [--baseline VARIANT|MODEL] [--format …] [--plots DIR]` and
 //! `accord report SPEC|RUN… [-o FILE.html]`: every variant's (or recorded run's)
-//! evaluation side by side, as text or as one HTML file.
+//! evaluation side by side, as text or as one HTML file (which also shows each variant's
+//! best- and worst-scored dialogues).
 
 use std::path::{Path, PathBuf};
 
@@ -309,12 +310,28 @@ pub fn report(
     let Some(comparison) = comparison(&gathered, what.baseline.as_deref(), what.resamples) else {
         return Ok(1);
     };
+    // The best and worst dialogues of each variant's judges (a spec's only: run records
+    // do not say which rollout a judge scored).
+    let extremes = if what.spec.spec.exists() {
+        let Some(plans) = plans_or_report(&what.spec, registry)? else {
+            return Ok(1);
+        };
+        super::transcripts::extremes(&plans, store)
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+    } else {
+        Vec::new()
+    };
     let generated = jiff::Timestamp::now()
         .strftime("%Y-%m-%d %H:%M UTC")
         .to_string();
-    let html =
-        crate::report::html::report(&gathered.name, &generated, &comparison, &gathered.curves)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let html = crate::report::html::report(
+        &gathered.name,
+        &generated,
+        &comparison,
+        &gathered.curves,
+        &extremes,
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
     let path = output.unwrap_or_else(|| PathBuf::from(format!("{}-report.html", gathered.name)));
     // Written whole, then renamed: a reader never sees half a report.
     let partial = path.with_extension("html.partial");

@@ -14,6 +14,7 @@ mod schema;
 mod serve;
 mod show;
 mod status;
+mod transcripts;
 mod validate;
 mod verify;
 
@@ -123,11 +124,23 @@ pub enum Command {
         spec: SpecArgs,
         /// The stage whose output to show.
         stage: String,
-        /// How many rows.
+        /// How many rows (with `--transcript`: how many dialogues).
         #[arg(long, default_value_t = 10)]
         rows: usize,
+        /// `table`: the columns a person reads, fitted to the terminal (`COLUMNS`, or 100
+        /// when piped), long text cut with `…`; `csv` and `json`: every column, in full.
         #[arg(long, value_enum, default_value_t = show::ShowFormat::Table)]
         format: show::ShowFormat,
+        /// For a `rollout` stage: print its dialogues as transcripts (dilemma, parties,
+        /// turns, agreement, summary, and the verdicts of the fresh `judge` stages that
+        /// score it); with a DIALOGUE_ID (or a unique prefix of one), only that dialogue.
+        #[arg(
+            long,
+            value_name = "DIALOGUE_ID",
+            num_args = 0..=1,
+            conflicts_with_all = ["path", "checkpoint", "format"]
+        )]
+        transcript: Option<Option<String>>,
         /// Print only the path of the Parquet file.
         #[arg(long)]
         path: bool,
@@ -203,8 +216,8 @@ pub fn main() -> i32 {
     }
 }
 
-/// Defaults for polars' table printing (`accord show`) and for the Vulkan loader (which
-/// complains on every probe without a runtime folder), unless the user set them.
+/// A default for the Vulkan loader (which complains on every probe without a runtime
+/// folder), unless the user set one.
 fn set_environment_defaults() {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         let dir = std::env::temp_dir().join("accord-xdg-runtime");
@@ -216,21 +229,6 @@ fn set_environment_defaults() {
             }
             // SAFETY: called first thing in `main`, before any other thread exists.
             unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
-        }
-    }
-    let width = std::env::var("COLUMNS")
-        .ok()
-        .filter(|w| w.parse::<u16>().is_ok())
-        .unwrap_or_else(|| "160".into());
-    for (name, value) in [
-        ("POLARS_FMT_MAX_ROWS", "-1"),
-        ("POLARS_FMT_MAX_COLS", "16"),
-        ("POLARS_FMT_STR_LEN", "48"),
-        ("POLARS_TABLE_WIDTH", width.as_str()),
-    ] {
-        if std::env::var_os(name).is_none() {
-            // SAFETY: called first thing in `main`, before any other thread exists.
-            unsafe { std::env::set_var(name, value) };
         }
     }
 }
@@ -290,10 +288,12 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
             format,
             path,
             checkpoint,
+            transcript,
         } => {
-            let target = match (path, checkpoint) {
-                (true, _) => show::ShowTarget::DataPath,
-                (_, true) => show::ShowTarget::Checkpoint,
+            let target = match (path, checkpoint, transcript) {
+                (true, _, _) => show::ShowTarget::DataPath,
+                (_, true, _) => show::ShowTarget::Checkpoint,
+                (_, _, Some(dialogue)) => show::ShowTarget::Transcripts { rows, dialogue },
                 _ => show::ShowTarget::Table { rows, format },
             };
             show::show(&spec, registry, &store, &stage, target)

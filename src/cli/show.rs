@@ -1,7 +1,13 @@
-//! `accord show SPEC STAGE`: print a stage's output with polars.
+//! `accord show SPEC STAGE`: a stage's output as a table a person reads (the columns
+//! worth reading, fitted to the terminal: [`crate::report::artifact_table`]), as CSV or
+//! JSON with every column and digit, as its path, or — for a `rollout` stage, with
+//! `--transcript` — as transcripts of its dialogues with their judges' verdicts.
 
+use super::transcripts::{self, Chosen};
 use super::{SpecArgs, display_path, print, single_plan_or_report};
 use crate::Registry;
+use crate::report::artifact_table;
+use crate::report::terminal_text::{output_width, wrap};
 use crate::status::{State, status};
 use crate::store::Store;
 
@@ -14,7 +20,7 @@ pub enum ShowFormat {
 }
 
 /// What `accord show` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShowTarget {
     /// The first `rows` rows.
     Table { rows: usize, format: ShowFormat },
@@ -22,6 +28,12 @@ pub enum ShowTarget {
     DataPath,
     /// The path of the entry's `checkpoint/` folder.
     Checkpoint,
+    /// A `rollout` stage's dialogues as transcripts: the one whose id starts with
+    /// `dialogue`, or the first `rows`.
+    Transcripts {
+        rows: usize,
+        dialogue: Option<String>,
+    },
 }
 
 pub fn show(
@@ -62,6 +74,7 @@ pub fn show(
         }
     };
     let path = store.data_path(&key);
+    let kind = plan.stages[index].kind.kind().to_string();
     let (rows, format) = match target {
         ShowTarget::DataPath => return print(&format!("{}\n", display_path(&path))),
         ShowTarget::Checkpoint => {
@@ -76,8 +89,22 @@ pub fn show(
             return print(&format!("{}\n", display_path(&folder)));
         }
         ShowTarget::Table { rows, format } => (rows, format),
+        ShowTarget::Transcripts { rows, dialogue } => {
+            let chosen = match dialogue {
+                Some(prefix) => Chosen::Dialogue(prefix),
+                None => Chosen::First(rows),
+            };
+            let text = transcripts::text(&plan, &states, store, index, &chosen, output_width());
+            return match text {
+                Ok(text) => print(&text),
+                Err(e) => {
+                    anstream::eprintln!("{}: {e}", crate::output::error_label());
+                    Ok(1)
+                }
+            };
+        }
     };
-    match render(&path, rows, format) {
+    match render(&path, &kind, rows, format) {
         Ok(text) => print(&text),
         Err(e) => {
             anstream::eprintln!(
@@ -90,32 +117,57 @@ pub fn show(
     }
 }
 
+/// The first `rows` rows of the `kind` artifact at `path` in `format`.
 fn render(
     path: &std::path::Path,
+    kind: &str,
     rows: usize,
     format: ShowFormat,
 ) -> polars::prelude::PolarsResult<String> {
     use polars::prelude::*;
-    let file = std::fs::File::open(path)?;
-    let mut df = ParquetReader::new(file).finish()?.head(Some(rows));
+    let head = || -> PolarsResult<DataFrame> {
+        let file = std::fs::File::open(path)?;
+        Ok(ParquetReader::new(file).finish()?.head(Some(rows)))
+    };
     let mut out = Vec::new();
     match format {
-        ShowFormat::Table => {
-            let shown = df.height();
-            return Ok(format!("{df}\n{shown} of {} rows\n", total_rows(path)));
-        }
+        ShowFormat::Table => return table_text(path, kind, rows),
         ShowFormat::Csv => {
+            let mut df = head()?;
             lists_as_text(&mut df)?;
             CsvWriter::new(&mut out).finish(&mut df)?
         }
         ShowFormat::Json => {
             JsonWriter::new(&mut out)
                 .with_json_format(JsonFormat::Json)
-                .finish(&mut df)?;
+                .finish(&mut head()?)?;
             out.push(b'\n');
         }
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The table a person reads, `N of M rows`, and which columns it leaves out.
+fn table_text(
+    path: &std::path::Path,
+    kind: &str,
+    rows: usize,
+) -> polars::prelude::PolarsResult<String> {
+    let width = output_width();
+    let table = artifact_table::read(path, kind, rows, width)?;
+    let mut text = table.text;
+    text.push_str(&format!("{} of {} rows\n", table.rows, total_rows(path)));
+    if !table.not_shown.is_empty() {
+        let note = format!(
+            "not shown: {} (`--format csv` or `--format json` has every column)",
+            table.not_shown.join(", ")
+        );
+        for line in wrap(&note, width) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    Ok(text)
 }
 
 /// Replaces list columns (token ids, log-probs), which CSV cannot hold, with their text

@@ -1,11 +1,14 @@
-//! A [`Comparison`] as text: a polars table for the terminal, Markdown, CSV or JSON.
+//! A [`Comparison`] as text: an aligned table for the terminal, Markdown, CSV or JSON.
 //!
 //! The terminal and Markdown forms round to three decimals and mark significant
-//! differences with `*`; CSV and JSON keep every number, one column each.
+//! differences with `*` (on the terminal in a column of its own, so the numbers stay
+//! aligned); CSV and JSON keep every number, one column each. The terminal table is
+//! printed whole, never cut to the window: a comparison's cells are all numbers and names.
 
 use polars::prelude::*;
 
-use super::compare::Comparison;
+use super::compare::{Comparison, Delta};
+use super::text_table::{self, Column as TextColumn};
 
 /// How `accord compare` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -79,14 +82,56 @@ pub(crate) fn text_columns(comparison: &Comparison) -> Vec<(String, Vec<String>)
             format!("Δ vs {baseline}"),
             m.iter()
                 .map(|r| match &r.delta {
-                    Some(d) => format!(
-                        "{:+.3} [{}, {}]{}",
-                        thousandths(d.mean),
-                        round(d.ci.low),
-                        round(d.ci.high),
-                        if d.significant { " *" } else { "" }
-                    ),
+                    Some(d) if d.significant => format!("{} *", delta(d)),
+                    Some(d) => delta(d),
                     None => "-".into(),
+                })
+                .collect(),
+        ));
+    }
+    columns
+}
+
+/// A difference and its interval, `+0.145 [0.028, 0.292]`.
+fn delta(d: &Delta) -> String {
+    format!(
+        "{:+.3} [{}, {}]",
+        thousandths(d.mean),
+        round(d.ci.low),
+        round(d.ci.high)
+    )
+}
+
+/// The terminal table: the columns of [`text_columns`], names left-aligned and numbers
+/// right-aligned, with the significance mark in a last column of its own.
+fn terminal_columns(comparison: &Comparison) -> Vec<TextColumn> {
+    let labels = comparison.settings.len().max(1) + 2;
+    let mut columns: Vec<TextColumn> = text_columns(comparison)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, cells))| {
+            if i < labels {
+                TextColumn::fixed(name, cells)
+            } else {
+                TextColumn::number(name, cells)
+            }
+        })
+        .collect();
+    if let Some(baseline) = &comparison.baseline {
+        let m = &comparison.metrics;
+        columns.pop();
+        columns.push(TextColumn::number(
+            format!("Δ vs {baseline}"),
+            m.iter()
+                .map(|r| r.delta.as_ref().map_or_else(|| "-".into(), delta))
+                .collect(),
+        ));
+        columns.push(TextColumn::fixed(
+            "",
+            m.iter()
+                .map(|r| match &r.delta {
+                    Some(d) if d.significant => "*".into(),
+                    _ => String::new(),
                 })
                 .collect(),
         ));
@@ -166,16 +211,7 @@ fn numeric_frame(comparison: &Comparison) -> PolarsResult<DataFrame> {
 /// `comparison` in `format`.
 pub fn render(comparison: &Comparison, format: CompareFormat) -> PolarsResult<String> {
     match format {
-        CompareFormat::Table => {
-            let columns: Vec<Column> = text_columns(comparison)
-                .into_iter()
-                .map(|(name, values)| Column::new(name.as_str().into(), values))
-                .collect();
-            Ok(format!(
-                "{}\n",
-                DataFrame::new(comparison.metrics.len(), columns)?
-            ))
-        }
+        CompareFormat::Table => Ok(text_table::render(&terminal_columns(comparison), None).text),
         CompareFormat::Markdown => Ok(markdown(comparison)),
         CompareFormat::Csv => {
             let mut out = Vec::new();
@@ -212,4 +248,73 @@ pub fn markdown(comparison: &Comparison) -> String {
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::compare::ComparedMetric;
+    use crate::stats::{Interval, Summary};
+
+    /// Two models' metrics, the trained one against the base: one significant difference.
+    fn comparison() -> Comparison {
+        let metric =
+            |model: &str, metric: &str, mean: f64, delta: Option<(f64, f64, f64)>| ComparedMetric {
+                variant: "quickstart".into(),
+                settings: Vec::new(),
+                stage: "eval".into(),
+                model: model.into(),
+                suite: "general".into(),
+                metric: metric.into(),
+                summary: Summary {
+                    mean,
+                    std_dev: 0.05,
+                    ci: Some(Interval {
+                        low: mean - 1.0,
+                        high: mean + 1.0,
+                    }),
+                    items: 8,
+                    repeats: 2,
+                },
+                delta: delta.map(|(mean, low, high)| Delta {
+                    mean,
+                    ci: Interval { low, high },
+                    significant: Interval { low, high }.excludes_zero(),
+                    items: 8,
+                }),
+            };
+        Comparison {
+            settings: Vec::new(),
+            baseline: Some("policy".into()),
+            metrics: vec![
+                metric("policy", "ca_score", 3.047, None),
+                metric("trained", "ca_score", 3.038, Some((-0.009, -0.17, 0.155))),
+                metric("policy", "perplexity", 40.025, None),
+                metric("trained", "perplexity", 40.17, Some((0.145, 0.028, 0.292))),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_terminal_table_is_aligned_and_marks_significant_differences() {
+        let text = render(&comparison(), CompareFormat::Table).unwrap();
+        let plain = anstream::adapter::strip_str(&text).to_string();
+        assert!(
+            !plain.contains("shape:") && !plain.contains("---"),
+            "{plain}"
+        );
+        insta::assert_snapshot!(plain);
+        // Every line ends at a cell, and the marked line is the significant one.
+        assert!(plain.lines().all(|l| l == l.trim_end()));
+        let marked: Vec<&str> = plain.lines().filter(|l| l.ends_with('*')).collect();
+        assert_eq!(marked.len(), 1);
+        assert!(marked[0].contains("trained") && marked[0].contains("perplexity"));
+    }
+
+    #[test]
+    fn markdown_keeps_the_mark_in_the_difference_cell() {
+        let text = render(&comparison(), CompareFormat::Markdown).unwrap();
+        assert!(text.contains("| +0.145 [0.028, 0.292] * |"), "{text}");
+        assert!(text.contains("| -0.009 [-0.170, 0.155] |"), "{text}");
+    }
 }
