@@ -8,6 +8,7 @@
 //! else is `inconsistent` — the paper's rule, and its rate says how much the judge's
 //! verdicts depend on position. Each verdict is cached per pair.
 
+use std::cell::OnceCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -50,6 +51,17 @@ pub struct Params {
 
 fn default_batch_size() -> usize {
     16
+}
+
+impl Params {
+    fn asking(&self) -> Asking {
+        Asking {
+            batch_size: self.batch_size,
+            timeout_s: self.timeout_s,
+            attempts: self.attempts,
+            ..Asking::default()
+        }
+    }
 }
 
 /// What a verdict depends on: the judge, the rubric and both outcomes.
@@ -178,40 +190,17 @@ impl Stage for JudgePairwise {
                 b: [&y.dilemma, &y.transcript, &y.summary],
             })
             .collect();
-        let question = |first: &Case, second: &Case| {
-            render(
-                &rubric,
-                minijinja::context! {
-                    dilemma => first.dilemma.clone(),
-                    first => outcome(first),
-                    second => outcome(second),
-                },
-            )
-        };
         ctx.progress.set_total(pairs.len() as u64);
-        let asking = Asking {
-            batch_size: params.batch_size,
-            timeout_s: params.timeout_s,
-            attempts: params.attempts,
-            ..Asking::default()
-        };
-        let mut judge = None;
-        let verdicts: Vec<Verdict> = ctx.get_or_compute(&keys, params.batch_size, |chunk| {
-            let judge = match &judge {
+        // Opened on the first missing verdict: a run whose verdicts are cached loads none.
+        let judge = OnceCell::new();
+        let verdicts = ctx.get_or_compute(&keys, params.batch_size, |chunk| {
+            let judge = match judge.get() {
                 Some(judge) => judge,
-                None => judge.insert(JudgeModel::open(ctx, &params.model, asking)?),
-            };
-            let mut questions = Vec::with_capacity(2 * chunk.len());
-            for &i in chunk {
-                let (x, y) = pairs[i];
-                questions.push(question(x, y)?);
-                questions.push(question(y, x)?);
+                None => judge.get_or_init(|| JudgeModel::open(ctx, &params.model, params.asking())),
             }
-            let ratings = judge.rate(&questions, &["1", "2"], ctx)?;
-            let first_preferred = |k: usize| ratings[k].distribution().map(|d| d[0]);
-            Ok((0..chunk.len())
-                .map(|k| Verdict::from_orders(first_preferred(2 * k), first_preferred(2 * k + 1)))
-                .collect())
+            .as_ref()
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+            verdicts(judge, &rubric, chunk.iter().map(|&i| pairs[i]), ctx)
         })?;
         let share = |w: Winner| {
             verdicts.iter().filter(|v| v.winner() == w).count() as f64 / verdicts.len() as f64
@@ -226,6 +215,17 @@ impl Stage for JudgePairwise {
             100.0 * share(Winner::B),
             100.0 * share(Winner::Inconsistent)
         ));
+        self.table(&pairs, &verdicts)
+    }
+}
+
+impl JudgePairwise {
+    /// One row per pair of dialogues.
+    fn table(
+        &self,
+        pairs: &[(&Case, &Case)],
+        verdicts: &[Verdict],
+    ) -> Result<RecordBatch, StageError> {
         let columns: Vec<ArrayRef> = vec![
             table::strings(pairs.iter().map(|(x, _)| x.group_id.as_str())),
             Arc::new(UInt32Array::from_iter_values(
@@ -239,4 +239,33 @@ impl Stage for JudgePairwise {
         ];
         table::batch(&Stage::output_schema(self), columns)
     }
+}
+
+/// The verdicts of `judge` on `pairs`, each asked in both orders.
+fn verdicts<'a>(
+    judge: &JudgeModel,
+    rubric: &str,
+    pairs: impl Iterator<Item = (&'a Case, &'a Case)>,
+    ctx: &StageContext,
+) -> Result<Vec<Verdict>, StageError> {
+    let question = |first: &Case, second: &Case| {
+        render(
+            rubric,
+            minijinja::context! {
+                dilemma => first.dilemma.clone(),
+                first => outcome(first),
+                second => outcome(second),
+            },
+        )
+    };
+    let mut questions = Vec::new();
+    for (x, y) in pairs {
+        questions.push(question(x, y)?);
+        questions.push(question(y, x)?);
+    }
+    let ratings = judge.rate(&questions, &["1", "2"], ctx)?;
+    let first_preferred = |k: usize| ratings[k].distribution().map(|d| d[0]);
+    Ok((0..questions.len() / 2)
+        .map(|k| Verdict::from_orders(first_preferred(2 * k), first_preferred(2 * k + 1)))
+        .collect())
 }

@@ -29,7 +29,7 @@ use crate::dialogue::{
 };
 use crate::llm::sampling::Sampling;
 use crate::seed::SeededRng;
-use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
+use crate::stage::{Input, Resource, Stage, StageContext, StageError, Upstream};
 use crate::store::row_cache::RowKey;
 use crate::table;
 
@@ -117,6 +117,35 @@ struct Slot {
     row: usize,
     sample: usize,
     task: Task,
+}
+
+/// `group_size` dialogues of `agents` agents per input row, each seeded by the stage
+/// seed, its pair and its sample index.
+fn slots(
+    input: &Input,
+    agents: usize,
+    group_size: usize,
+    seed: u64,
+) -> Result<Vec<Slot>, StageError> {
+    let pair_ids = table::string_column(input, "pair_id")?;
+    let dilemmas = table::string_column(input, "dilemma")?;
+    let mut slots = Vec::with_capacity(input.batch.num_rows() * group_size);
+    for (row, parties) in parties(input, agents)?.into_iter().enumerate() {
+        for sample in 0..group_size {
+            let labels: [&[u8]; 3] = [
+                b"dialogue",
+                pair_ids.value(row).as_bytes(),
+                &(sample as u64).to_le_bytes(),
+            ];
+            let task = Task {
+                dilemma: dilemmas.value(row).to_string(),
+                parties: parties.clone(),
+                seed: SeededRng::new(seed, &labels).next_u64(),
+            };
+            slots.push(Slot { row, sample, task });
+        }
+    }
+    Ok(slots)
 }
 
 impl Stage for Rollout {
@@ -300,30 +329,7 @@ impl Stage for Rollout {
             }
         }
 
-        // The tasks: group_size dialogues per input row.
-        let pair_ids = table::string_column(input, "pair_id")?;
-        let dilemmas = table::string_column(input, "dilemma")?;
-        let mut slots = Vec::with_capacity(input.batch.num_rows() * params.group_size);
-        for (row, parties) in parties(input, agents.len())?.into_iter().enumerate() {
-            for sample in 0..params.group_size {
-                let seed = SeededRng::new(
-                    ctx.seed,
-                    &[
-                        b"dialogue",
-                        pair_ids.value(row).as_bytes(),
-                        &(sample as u64).to_le_bytes(),
-                    ],
-                )
-                .next_u64();
-                let task = Task {
-                    dilemma: dilemmas.value(row).to_string(),
-                    parties: parties.clone(),
-                    seed,
-                };
-                slots.push(Slot { row, sample, task });
-            }
-        }
-
+        let slots = slots(input, agents.len(), params.group_size, ctx.seed)?;
         let backend = ctx
             .models
             .backend()
@@ -380,7 +386,7 @@ impl Rollout {
     /// One row per turn and one per summary.
     fn table(
         &self,
-        input: &crate::stage::Input,
+        input: &Input,
         agents: &[String],
         slots: &[Slot],
         ids: &[String],

@@ -20,6 +20,7 @@ use super::{Dilemma, Params};
 use crate::llm::chat::Message;
 use crate::llm::generate::Request;
 use crate::llm::sampling::Sampling;
+use crate::prompt::render;
 use crate::seed::SeededRng;
 use crate::stage::{StageContext, StageError};
 use crate::stages::persona_library::PersonaLibrary;
@@ -119,61 +120,19 @@ pub fn write(
         .model
         .as_deref()
         .ok_or_else(|| StageError::Failed("`mode: llm` needs `model`".into()))?;
-    let failed = |e: crate::llm::LlmError| StageError::Failed(format!("model `{name}`: {e}"));
-    let prompt_source = crate::stages::read_template(ctx, &params.prompt_file, BUILTIN_PROMPT)?;
-    let mut domains: Vec<String> = if params.domains.is_empty() {
-        library.templates.iter().map(|t| t.domain.clone()).collect()
-    } else {
-        params.domains.clone()
+    let writer = Writer {
+        params,
+        ctx,
+        name,
+        cues: cues(library, params, ctx)?,
+        identity: ctx.models.identity_seen(name),
+        backend: ctx.models.backend().map_err(|e| failed(name, e))?.name,
+        sampling: Sampling {
+            temperature: params.temperature,
+            top_k: 0,
+            top_p: params.top_p,
+        },
     };
-    domains.sort();
-    domains.dedup();
-    let personas = PersonaLibrary::builtin();
-    let mut env = minijinja::Environment::new();
-    env.add_template("prompt", &prompt_source)
-        .map_err(|e| StageError::Failed(format!("prompt template: {e}")))?;
-    let template = env.get_template("prompt").expect("just added");
-    let cues: Vec<Cues> = (0..params.count)
-        .map(|i| {
-            let tier = params.tiers[i % params.tiers.len()];
-            let mut rng = SeededRng::new(ctx.seed, &[b"llm-cues", &(i as u64).to_le_bytes()]);
-            let domain = domains[rng.below(domains.len())].clone();
-            let persona = &personas.personas[rng.below(personas.personas.len())];
-            let prompt = template
-                .render(minijinja::context! {
-                    tier => tier.name(),
-                    tier_description => tier_description(tier),
-                    domain => domain.clone(),
-                    persona_name => persona.name.clone(),
-                    persona_profile => personas.profile(persona).replace("Your ", "Their "),
-                })
-                .map_err(|e| StageError::Failed(format!("prompt template: {e}")))?;
-            Ok(Cues {
-                tier,
-                domain,
-                persona: persona.id.clone(),
-                prompt: prompt.trim().to_string(),
-            })
-        })
-        .collect::<Result<_, StageError>>()?;
-
-    let identity = ctx.models.identity_seen(name);
-    let backend = ctx.models.backend().map_err(failed)?.name;
-    let sampling = Sampling {
-        temperature: params.temperature,
-        top_k: 0,
-        top_p: params.top_p,
-    };
-    let reply_key = |i: usize, attempt: usize| ReplyKey {
-        model: &identity,
-        backend,
-        prompt: &cues[i].prompt,
-        sampling,
-        max_new_tokens: params.max_new_tokens,
-        reply_prefix: &params.reply_prefix,
-        seed: reply_seed(ctx.seed, i, attempt),
-    };
-
     // replies[i][a]: attempt a of row i, once generated or read from the cache.
     let mut replies: Vec<Vec<String>> = vec![Vec::new(); params.count];
     let mut generated = vec![false; params.count];
@@ -183,13 +142,168 @@ pub fn write(
         ctx.check_cancelled()?;
         let (chosen, need) = resolve(&replies, params.max_attempts);
         let done = chosen.iter().flatten().count() as u64;
+        // A row's choice can go to an earlier row that finds it later: count only gains.
         if done > reported {
             ctx.progress.advance(done - reported);
             reported = done;
         }
         if need.is_empty() {
-            let mut rows = Vec::with_capacity(params.count);
-            for (i, choice) in chosen.into_iter().enumerate() {
+            for (i, was_generated) in generated.iter().enumerate() {
+                ctx.rows.count(!was_generated && chosen[i].is_some());
+            }
+            return writer.dilemmas(chosen, &replies);
+        }
+        writer.next_attempts(&need, &mut replies, &mut generated)?;
+    }
+}
+
+/// Row *i*'s cues, drawn from the stage seed and *i*, and its prompt.
+fn cues(
+    library: &DilemmaLibrary,
+    params: &Params,
+    ctx: &StageContext,
+) -> Result<Vec<Cues>, StageError> {
+    let prompt_source = crate::stages::read_template(ctx, &params.prompt_file, BUILTIN_PROMPT)?;
+    let mut domains: Vec<String> = if params.domains.is_empty() {
+        library.templates.iter().map(|t| t.domain.clone()).collect()
+    } else {
+        params.domains.clone()
+    };
+    domains.sort();
+    domains.dedup();
+    let personas = PersonaLibrary::builtin();
+    (0..params.count)
+        .map(|i| {
+            let tier = params.tiers[i % params.tiers.len()];
+            let mut rng = SeededRng::new(ctx.seed, &[b"llm-cues", &(i as u64).to_le_bytes()]);
+            let domain = domains[rng.below(domains.len())].clone();
+            let persona = &personas.personas[rng.below(personas.personas.len())];
+            let prompt = render(
+                &prompt_source,
+                minijinja::context! {
+                    tier => tier.name(),
+                    tier_description => tier_description(tier),
+                    domain => domain.clone(),
+                    persona_name => persona.name.clone(),
+                    persona_profile => personas.profile(persona).replace("Your ", "Their "),
+                },
+            )?;
+            Ok(Cues {
+                tier,
+                domain,
+                persona: persona.id.clone(),
+                prompt,
+            })
+        })
+        .collect()
+}
+
+fn failed(name: &str, e: crate::llm::LlmError) -> StageError {
+    StageError::Failed(format!("model `{name}`: {e}"))
+}
+
+/// What every reply of a stage shares.
+struct Writer<'a> {
+    params: &'a Params,
+    ctx: &'a StageContext<'a>,
+    /// The spec model writing.
+    name: &'a str,
+    cues: Vec<Cues>,
+    identity: Value,
+    backend: &'static str,
+    sampling: Sampling,
+}
+
+impl Writer<'_> {
+    fn reply_key(&self, i: usize, attempt: usize) -> ReplyKey<'_> {
+        ReplyKey {
+            model: &self.identity,
+            backend: self.backend,
+            prompt: &self.cues[i].prompt,
+            sampling: self.sampling,
+            max_new_tokens: self.params.max_new_tokens,
+            reply_prefix: &self.params.reply_prefix,
+            seed: reply_seed(self.ctx.seed, i, attempt),
+        }
+    }
+
+    /// The next attempt of every row of `need`: from the cache, else generated (and
+    /// cached), marking the rows that generated one.
+    fn next_attempts(
+        &self,
+        need: &[usize],
+        replies: &mut [Vec<String>],
+        generated: &mut [bool],
+    ) -> Result<(), StageError> {
+        let mut missing = Vec::new();
+        for &i in need {
+            match self
+                .ctx
+                .rows
+                .get::<_, Reply>(&self.reply_key(i, replies[i].len()))
+            {
+                Some(reply) => replies[i].push(reply.text),
+                None => missing.push(i),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let model = self
+            .ctx
+            .models
+            .load(self.name)
+            .map_err(|e| failed(self.name, e))?;
+        for chunk in missing.chunks(self.params.batch_size.max(1)) {
+            self.ctx.check_cancelled()?;
+            let requests = chunk
+                .iter()
+                .map(|&i| {
+                    let mut text = model
+                        .chat_prompt(&[Message::new("user", &self.cues[i].prompt)])
+                        .map_err(|e| failed(self.name, e))?;
+                    text.push_str(&self.params.reply_prefix);
+                    Ok(Request {
+                        prompt: model
+                            .tokenizer
+                            .encode(&text)
+                            .map_err(|e| failed(self.name, e))?,
+                        sampling: self.sampling,
+                        max_new_tokens: self.params.max_new_tokens,
+                        seed: reply_seed(self.ctx.seed, i, replies[i].len()),
+                        // The dilemma is the first paragraph.
+                        stop_strings: vec!["\n\n".into()],
+                        top_logprobs: 0,
+                    })
+                })
+                .collect::<Result<Vec<_>, StageError>>()?;
+            let completions = model
+                .generate(&requests)
+                .map_err(|e| failed(self.name, e))?;
+            for (&i, completion) in chunk.iter().zip(completions) {
+                let reply = Reply {
+                    text: format!("{}{}", self.params.reply_prefix, completion.text),
+                };
+                self.ctx
+                    .rows
+                    .put(&self.reply_key(i, replies[i].len()), &reply)?;
+                replies[i].push(reply.text);
+                generated[i] = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The output rows, once every row has its choice; a row without one fails the stage.
+    fn dilemmas(
+        &self,
+        chosen: Vec<Option<(usize, String)>>,
+        replies: &[Vec<String>],
+    ) -> Result<Vec<Dilemma>, StageError> {
+        chosen
+            .into_iter()
+            .enumerate()
+            .map(|(i, choice)| {
                 let Some((_, text)) = choice else {
                     let last = replies[i].last().map_or("", String::as_str);
                     return Err(StageError::Failed(format!(
@@ -197,67 +311,23 @@ pub fn write(
                          (a reply needs a first paragraph of 60 characters with a question or \
                          two sentences; the last was {:?}); raise `max_attempts`, lower \
                          `temperature` or use a larger model",
-                        params.max_attempts,
+                        self.params.max_attempts,
                         last.chars().take(200).collect::<String>()
                     )));
                 };
-                ctx.rows.count(!generated[i]);
-                let cue = &cues[i];
+                let cue = &self.cues[i];
                 let id = blake3::hash(format!("{}\n{}\n{text}", cue.tier, cue.domain).as_bytes())
                     .to_hex()[..12]
                     .to_string();
-                rows.push(Dilemma {
+                Ok(Dilemma {
                     id,
                     tier: cue.tier,
                     domain: cue.domain.clone(),
                     template: format!("llm:{}", cue.persona),
                     text,
-                });
-            }
-            return Ok(rows);
-        }
-        // The next attempt of every row that needs one: from the cache, else generated.
-        let mut missing = Vec::new();
-        for &i in &need {
-            let attempt = replies[i].len();
-            match ctx.rows.get::<_, Reply>(&reply_key(i, attempt)) {
-                Some(reply) => replies[i].push(reply.text),
-                None => missing.push(i),
-            }
-        }
-        if missing.is_empty() {
-            continue;
-        }
-        let model = ctx.models.load(name).map_err(failed)?;
-        for chunk in missing.chunks(params.batch_size.max(1)) {
-            ctx.check_cancelled()?;
-            let mut requests = Vec::with_capacity(chunk.len());
-            for &i in chunk {
-                let mut text = model
-                    .chat_prompt(&[Message::new("user", &cues[i].prompt)])
-                    .map_err(failed)?;
-                text.push_str(&params.reply_prefix);
-                requests.push(Request {
-                    prompt: model.tokenizer.encode(&text).map_err(failed)?,
-                    sampling,
-                    max_new_tokens: params.max_new_tokens,
-                    seed: reply_seed(ctx.seed, i, replies[i].len()),
-                    // The dilemma is the first paragraph.
-                    stop_strings: vec!["\n\n".into()],
-                    top_logprobs: 0,
-                });
-            }
-            let completions = model.generate(&requests).map_err(failed)?;
-            for (&i, completion) in chunk.iter().zip(completions) {
-                let key = reply_key(i, replies[i].len());
-                let reply = Reply {
-                    text: format!("{}{}", params.reply_prefix, completion.text),
-                };
-                ctx.rows.put(&key, &reply)?;
-                replies[i].push(reply.text);
-                generated[i] = true;
-            }
-        }
+                })
+            })
+            .collect()
     }
 }
 
