@@ -16,7 +16,7 @@ pub mod transcript;
 
 pub use answer::{Answering, answer_alone};
 pub use party::{Party, parties};
-pub use protocol::{AgreementCheck, AgreementKey, Context, Protocol};
+pub use protocol::{AgreementCheck, AgreementKey, Context, DialogueKeyParts, Protocol};
 pub use settings::{Agreement, AllTurns, ContextTurns, DialogueSettings};
 pub use templates::Templates;
 pub use transcript::{Dialogue, Task, Utterance, transcript};

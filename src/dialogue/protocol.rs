@@ -39,6 +39,16 @@ pub enum Context {
     All,
 }
 
+/// As the spec writes it (`context_turns`): a number, or `all`.
+impl Serialize for Context {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Context::Last(n) => serializer.serialize_u64(*n as u64),
+            Context::All => serializer.serialize_str("all"),
+        }
+    }
+}
+
 /// How agreement is detected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgreementCheck {
@@ -70,6 +80,23 @@ impl AgreementCheck {
     }
 }
 
+/// What a dialogue depends on besides its models, as row keys record it: its task (dilemma,
+/// parties, seed) and the protocol's settings and prompts. Row keys flatten it in beside
+/// the models' identities.
+#[derive(Debug, Clone, Serialize)]
+pub struct DialogueKeyParts<'a> {
+    dilemma: &'a str,
+    /// Each party's persona id and profile.
+    parties: Vec<[&'a str; 2]>,
+    max_turns: usize,
+    context_turns: Context,
+    sampling: Sampling,
+    max_new_tokens: usize,
+    system_prompt: &'a str,
+    summary_prompt: &'a str,
+    seed: u64,
+}
+
 /// What every dialogue of a stage shares.
 pub struct Protocol {
     /// The model of each agent (self-play: the same name twice).
@@ -96,6 +123,44 @@ struct Live {
 }
 
 impl Protocol {
+    /// What a dialogue on `task` depends on besides its models.
+    pub fn key_parts<'a>(&'a self, task: &'a Task) -> DialogueKeyParts<'a> {
+        DialogueKeyParts {
+            dilemma: &task.dilemma,
+            parties: task
+                .parties
+                .iter()
+                .map(|p| [p.persona.as_str(), p.profile.as_str()])
+                .collect(),
+            max_turns: self.max_turns,
+            context_turns: self.context,
+            sampling: self.sampling,
+            max_new_tokens: self.max_new_tokens,
+            system_prompt: &self.system_prompt,
+            summary_prompt: &self.summary_prompt,
+            seed: task.seed,
+        }
+    }
+
+    /// Holds every dialogue of `tasks` with `model(name)` giving each agent's model, and
+    /// returns them in order (see [`run_with`](Self::run_with)).
+    pub fn hold_all(
+        &self,
+        tasks: &[Task],
+        model: impl FnMut(&str) -> Result<Arc<LoadedModel>, StageError>,
+        ctx: &StageContext,
+    ) -> Result<Vec<Dialogue>, StageError> {
+        let mut held: Vec<Option<Dialogue>> = vec![None; tasks.len()];
+        self.run_with(tasks, model, ctx, |i, dialogue| {
+            held[i] = Some(dialogue);
+            Ok(())
+        })?;
+        Ok(held
+            .into_iter()
+            .map(|d| d.expect("every dialogue ran"))
+            .collect())
+    }
+
     /// Every model the protocol runs, each once: the agents', then the agreement model's.
     pub fn models(&self) -> Vec<&str> {
         let mut models: Vec<&str> = Vec::new();

@@ -24,10 +24,9 @@ use serde_json::Value;
 
 use crate::dialogue::templates::{AGREEMENT, PROTOCOL, SUMMARY};
 use crate::dialogue::{
-    Agreement, AgreementKey, ContextTurns, Dialogue, DialogueSettings, Party, Task, Templates,
+    Agreement, AgreementKey, Dialogue, DialogueKeyParts, DialogueSettings, Party, Task, Templates,
     parties,
 };
-use crate::llm::sampling::Sampling;
 use crate::seed::SeededRng;
 use crate::stage::{Input, Resource, Stage, StageContext, StageError, Upstream};
 use crate::store::row_cache::RowKey;
@@ -94,18 +93,11 @@ impl Params {
 #[derive(Serialize)]
 struct DialogueKey<'a> {
     version: u32,
-    dilemma: &'a str,
-    parties: Vec<[&'a str; 2]>,
     agents: &'a [Value],
     agreement: &'a AgreementKey<'a>,
     backend: &'a str,
-    max_turns: usize,
-    context_turns: &'a ContextTurns,
-    sampling: Sampling,
-    max_new_tokens: usize,
-    system_prompt: &'a str,
-    summary_prompt: &'a str,
-    seed: u64,
+    #[serde(flatten)]
+    dialogue: DialogueKeyParts<'a>,
 }
 
 impl RowKey for DialogueKey<'_> {
@@ -343,23 +335,10 @@ impl Stage for Rollout {
             .iter()
             .map(|slot| DialogueKey {
                 version: Self::VERSION,
-                dilemma: &slot.task.dilemma,
-                parties: slot
-                    .task
-                    .parties
-                    .iter()
-                    .map(|p| [p.persona.as_str(), p.profile.as_str()])
-                    .collect(),
                 agents: &identities,
                 agreement: &agreement,
                 backend,
-                max_turns: protocol.max_turns,
-                context_turns: &params.dialogue.context_turns,
-                sampling: protocol.sampling,
-                max_new_tokens: protocol.max_new_tokens,
-                system_prompt: &protocol.system_prompt,
-                summary_prompt: &protocol.summary_prompt,
-                seed: slot.task.seed,
+                dialogue: protocol.key_parts(&slot.task),
             })
             .collect();
 
@@ -478,4 +457,62 @@ struct Columns {
     dilemma_id: Vec<String>,
     dilemma: Vec<String>,
     parties: Vec<Vec<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::dialogue::{AgreementCheck, Context, Protocol};
+    use crate::llm::sampling::Sampling;
+
+    /// Row keys are typed now, but they must hash as the JSON they replaced, or every
+    /// cached dialogue of an earlier version would be computed again.
+    #[test]
+    fn a_dialogue_key_hashes_as_before() {
+        let protocol = Protocol {
+            agents: vec!["m".into(), "m".into()],
+            max_turns: 4,
+            context: Context::All,
+            sampling: Sampling {
+                temperature: 0.7,
+                top_k: 0,
+                top_p: 0.95,
+            },
+            max_new_tokens: 64,
+            agreement: AgreementCheck::Marker("[AGREED]".into()),
+            system_prompt: "system".into(),
+            summary_prompt: "summary".into(),
+            batch_size: 16,
+        };
+        let task = Task {
+            dilemma: "d".into(),
+            parties: vec![Party {
+                persona: "p".into(),
+                name: "n".into(),
+                profile: "n. profile".into(),
+            }],
+            seed: 9,
+        };
+        let agents = [json!("identity")];
+        let agreement = protocol.agreement.key(|m| json!(m));
+        let key = DialogueKey {
+            version: 2,
+            agents: &agents,
+            agreement: &agreement,
+            backend: "flex",
+            dialogue: protocol.key_parts(&task),
+        };
+        let before = json!({
+            "what": "rollout dialogue", "version": 2, "dilemma": "d",
+            "parties": [["p", "n. profile"]], "agents": ["identity"],
+            "agreement": {"marker": "[AGREED]"}, "backend": "flex", "max_turns": 4,
+            "context_turns": "all",
+            "sampling": {"temperature": 0.7f32, "top_k": 0, "top_p": 0.95f32},
+            "max_new_tokens": 64, "system_prompt": "system", "summary_prompt": "summary",
+            "seed": 9,
+        });
+        assert_eq!(key.digest(), crate::canonical::digest(&before));
+    }
 }

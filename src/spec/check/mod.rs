@@ -236,14 +236,7 @@ impl<'a> Checker<'a> {
                 .and_then(Node::as_mapping)
                 .unwrap_or(&[]);
             if entries.is_empty() {
-                self.report(
-                    stages_path.clone(),
-                    Place::Value,
-                    SpecError::InvalidValue {
-                        message: "the spec has no stages".into(),
-                        expected: "at least one stage".into(),
-                    },
-                );
+                self.report_no_stages(&stages_path);
             }
             for entry in entries {
                 if let Some((stage, resolved)) = self.check_stage(registry, &entry.key, dir) {
@@ -254,14 +247,7 @@ impl<'a> Checker<'a> {
                 }
             }
         } else if self.doc.get("stages").is_some_and(is_null) {
-            self.report(
-                stages_path.clone(),
-                Place::Value,
-                SpecError::InvalidValue {
-                    message: "the spec has no stages".into(),
-                    expected: "at least one stage".into(),
-                },
-            );
+            self.report_no_stages(&stages_path);
         }
         self.check_needs(&stages);
         let graph = self.check_graph(registry, &stages, &params, &models);
@@ -296,4 +282,18 @@ impl<'a> Checker<'a> {
 
 fn is_null(node: &Node) -> bool {
     matches!(&node.value, NodeValue::Scalar(s) if s.plain && matches!(s.text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+}
+
+impl Checker<'_> {
+    /// `stages` is empty or null.
+    fn report_no_stages(&mut self, stages_path: &FieldPath) {
+        self.report(
+            stages_path.clone(),
+            Place::Value,
+            SpecError::InvalidValue {
+                message: "the spec has no stages".into(),
+                expected: "at least one stage".into(),
+            },
+        );
+    }
 }

@@ -10,10 +10,9 @@ use super::evaluation::{Evaluation, ModelIdentity};
 use super::rows::Rows;
 use super::{Evaluate, Suite};
 use crate::dialogue::{
-    AgreementKey, ContextTurns, Dialogue, Protocol, Task, Templates, parties, transcript,
+    AgreementKey, Dialogue, DialogueKeyParts, Protocol, Task, Templates, parties, transcript,
 };
 use crate::judge::rubrics;
-use crate::llm::sampling::Sampling;
 use crate::prompt::render;
 use crate::stage::{Input, Stage, StageError};
 use crate::store::row_cache::RowKey;
@@ -25,15 +24,8 @@ struct NegotiationKey<'a> {
     version: u32,
     model: &'a ModelIdentity,
     agreement: &'a AgreementKey<'a>,
-    dilemma: &'a str,
-    parties: Vec<[&'a str; 2]>,
-    max_turns: usize,
-    context_turns: &'a ContextTurns,
-    sampling: Sampling,
-    max_new_tokens: usize,
-    system_prompt: &'a str,
-    summary_prompt: &'a str,
-    seed: u64,
+    #[serde(flatten)]
+    dialogue: DialogueKeyParts<'a>,
 }
 
 impl RowKey for NegotiationKey<'_> {
@@ -138,33 +130,13 @@ impl Evaluation<'_, '_> {
                 version: Evaluate::VERSION,
                 model: &identity,
                 agreement: &agreement,
-                dilemma: &task.dilemma,
-                parties: task
-                    .parties
-                    .iter()
-                    .map(|p| [p.persona.as_str(), p.profile.as_str()])
-                    .collect(),
-                max_turns: protocol.max_turns,
-                context_turns: &self.params.dialogue.context_turns,
-                sampling: protocol.sampling,
-                max_new_tokens: protocol.max_new_tokens,
-                system_prompt: &protocol.system_prompt,
-                summary_prompt: &protocol.summary_prompt,
-                seed: task.seed,
+                dialogue: protocol.key_parts(task),
             })
             .collect();
         self.ctx
             .get_or_compute(&keys, self.params.dialogue.batch_size, |positions| {
                 let chunk: Vec<Task> = positions.iter().map(|&i| tasks[i].clone()).collect();
-                let mut held: Vec<Option<Dialogue>> = vec![None; chunk.len()];
-                protocol.run(&chunk, self.ctx.models, self.ctx, |i, dialogue| {
-                    held[i] = Some(dialogue);
-                    Ok(())
-                })?;
-                Ok(held
-                    .into_iter()
-                    .map(|d| d.expect("every dialogue ran"))
-                    .collect())
+                protocol.hold_all(&chunk, |name| self.load(name), self.ctx)
             })
     }
 }

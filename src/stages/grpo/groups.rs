@@ -137,16 +137,7 @@ impl Rollouts<'_> {
                     .map_err(|e| StageError::Failed(format!("model `{other}`: {e}"))),
             }
         };
-        let mut dialogues: Vec<Option<Dialogue>> = vec![None; tasks.len()];
-        self.protocol
-            .run_with(tasks, resolve, self.ctx, |i, dialogue| {
-                dialogues[i] = Some(dialogue);
-                Ok(())
-            })?;
-        Ok(dialogues
-            .into_iter()
-            .map(|d| d.expect("every dialogue ran"))
-            .collect())
+        self.protocol.hold_all(tasks, resolve, self.ctx)
     }
 
     /// Each task's single-agent answer, as a one-turn dialogue that counts as agreed.
