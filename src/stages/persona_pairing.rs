@@ -294,109 +294,126 @@ fn more_parties<'a>(
 /// The pairs for one dilemma; depends only on the library, parameters, seed and dilemma.
 pub fn pair(library: &PersonaLibrary, params: &Params, seed: u64, dilemma: &Dilemma) -> Vec<Row> {
     let mut rng = SeededRng::new(seed, &[b"pairing", dilemma.id.as_bytes()]);
-    let chosen: Vec<(&Persona, &Persona, String)> = match params.strategy {
-        Strategy::MaxConflict => {
-            // Score: domain fit (1 or 0) plus value conflict (0 to 1).
-            let mut candidates: Vec<(f64, usize)> = library
-                .pairs
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let fit = if p.domains.iter().any(|d| d == dilemma.domain) {
-                        1.0
-                    } else {
-                        0.0
-                    };
-                    (
-                        fit + library.conflict(library.persona(&p.a), library.persona(&p.b)),
-                        i,
-                    )
-                })
-                .collect();
-            let mut picked = Vec::new();
-            for _ in 0..params.pairs_per_dilemma {
-                let k = if params.temperature == 0.0 {
-                    let best = candidates
-                        .iter()
-                        .map(|c| c.0)
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    let ties: Vec<usize> = (0..candidates.len())
-                        .filter(|k| candidates[*k].0 == best)
-                        .collect();
-                    ties[rng.below(ties.len())]
-                } else {
-                    let best = candidates
-                        .iter()
-                        .map(|c| c.0)
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    let weights: Vec<f64> = candidates
-                        .iter()
-                        .map(|c| ((c.0 - best) / params.temperature).exp())
-                        .collect();
-                    rng.weighted(&weights)
-                };
-                let (_, index) = candidates.remove(k);
-                let p = &library.pairs[index];
-                picked.push((library.persona(&p.a), library.persona(&p.b), p.axis.clone()));
-            }
-            picked
-        }
-        Strategy::Random => {
-            let n = library.personas.len();
-            let mut picked: Vec<(usize, usize)> = Vec::new();
-            while picked.len() < params.pairs_per_dilemma {
-                let a = rng.below(n);
-                let b = rng.below(n - 1);
-                let b = if b >= a { b + 1 } else { b };
-                if !picked
-                    .iter()
-                    .any(|&(x, y)| (x, y) == (a, b) || (x, y) == (b, a))
-                {
-                    picked.push((a, b));
-                }
-            }
-            picked
-                .into_iter()
-                .map(|(a, b)| {
-                    let (a, b) = (&library.personas[a], &library.personas[b]);
-                    let axis = format!(
-                        "{} vs. {}",
-                        a.values[0].replace('_', "-"),
-                        b.values[0].replace('_', "-")
-                    );
-                    (a, b, axis)
-                })
-                .collect()
-        }
+    let chosen = match params.strategy {
+        Strategy::MaxConflict => max_conflict_pairs(library, params, &mut rng, dilemma),
+        Strategy::Random => random_pairs(library, params, &mut rng),
     };
+    // Every pair's further parties are drawn after all the pairs, from the same stream.
     let with_more: Vec<_> = chosen
         .into_iter()
         .map(|(a, b, axis)| {
             let more = more_parties(library, params, &mut rng, &[a, b]);
+            (a, b, axis, more)
+        })
+        .collect();
+    with_more
+        .into_iter()
+        .map(|(a, b, axis, more)| {
             let mut id = format!("{}\n{}\n{}", dilemma.id, a.id, b.id);
             for p in &more {
                 id.push('\n');
                 id.push_str(&p.id);
             }
-            (a, b, axis, more, id)
+            Row {
+                pair_id: blake3::hash(id.as_bytes()).to_hex()[..12].to_string(),
+                dilemma_id: dilemma.id.to_string(),
+                tier: dilemma.tier.to_string(),
+                domain: dilemma.domain.to_string(),
+                dilemma: dilemma.text.to_string(),
+                persona_a: a.id.clone(),
+                persona_a_profile: library.profile(a),
+                persona_b: b.id.clone(),
+                persona_b_profile: library.profile(b),
+                conflict_axis: axis,
+                conflict_score: library.conflict(a, b),
+                more_personas: more.iter().map(|p| p.id.clone()).collect(),
+                more_profiles: more.iter().map(|p| library.profile(p)).collect(),
+            }
+        })
+        .collect()
+}
+
+/// A chosen pair: its two personas and its conflict axis.
+type Chosen<'a> = (&'a Persona, &'a Persona, String);
+
+/// `max_conflict`: curated pairs scored by domain fit (1 or 0) plus value conflict (0 to
+/// 1), taken best first (ties drawn at random) or, above temperature 0, drawn with
+/// weights `exp((score - best) / temperature)`.
+fn max_conflict_pairs<'a>(
+    library: &'a PersonaLibrary,
+    params: &Params,
+    rng: &mut SeededRng,
+    dilemma: &Dilemma,
+) -> Vec<Chosen<'a>> {
+    let mut candidates: Vec<(f64, usize)> = library
+        .pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let fit = if p.domains.iter().any(|d| d == dilemma.domain) {
+                1.0
+            } else {
+                0.0
+            };
+            let conflict = library.conflict(library.persona(&p.a), library.persona(&p.b));
+            (fit + conflict, i)
         })
         .collect();
-    with_more
+    let mut picked = Vec::new();
+    for _ in 0..params.pairs_per_dilemma {
+        let best = candidates
+            .iter()
+            .map(|c| c.0)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let k = if params.temperature == 0.0 {
+            let ties: Vec<usize> = (0..candidates.len())
+                .filter(|k| candidates[*k].0 == best)
+                .collect();
+            ties[rng.below(ties.len())]
+        } else {
+            let weights: Vec<f64> = candidates
+                .iter()
+                .map(|c| ((c.0 - best) / params.temperature).exp())
+                .collect();
+            rng.weighted(&weights)
+        };
+        let (_, index) = candidates.remove(k);
+        let p = &library.pairs[index];
+        picked.push((library.persona(&p.a), library.persona(&p.b), p.axis.clone()));
+    }
+    picked
+}
+
+/// `random`: distinct unordered pairs of any two personas, the axis named after their
+/// first values.
+fn random_pairs<'a>(
+    library: &'a PersonaLibrary,
+    params: &Params,
+    rng: &mut SeededRng,
+) -> Vec<Chosen<'a>> {
+    let n = library.personas.len();
+    let mut picked: Vec<(usize, usize)> = Vec::new();
+    while picked.len() < params.pairs_per_dilemma {
+        let a = rng.below(n);
+        let b = rng.below(n - 1);
+        let b = if b >= a { b + 1 } else { b };
+        if !picked
+            .iter()
+            .any(|&(x, y)| (x, y) == (a, b) || (x, y) == (b, a))
+        {
+            picked.push((a, b));
+        }
+    }
+    picked
         .into_iter()
-        .map(|(a, b, axis, more, id)| Row {
-            pair_id: blake3::hash(id.as_bytes()).to_hex()[..12].to_string(),
-            dilemma_id: dilemma.id.to_string(),
-            tier: dilemma.tier.to_string(),
-            domain: dilemma.domain.to_string(),
-            dilemma: dilemma.text.to_string(),
-            persona_a: a.id.clone(),
-            persona_a_profile: library.profile(a),
-            persona_b: b.id.clone(),
-            persona_b_profile: library.profile(b),
-            conflict_axis: axis,
-            conflict_score: library.conflict(a, b),
-            more_personas: more.iter().map(|p| p.id.clone()).collect(),
-            more_profiles: more.iter().map(|p| library.profile(p)).collect(),
+        .map(|(a, b)| {
+            let (a, b) = (&library.personas[a], &library.personas[b]);
+            let axis = format!(
+                "{} vs. {}",
+                a.values[0].replace('_', "-"),
+                b.values[0].replace('_', "-")
+            );
+            (a, b, axis)
         })
         .collect()
 }
