@@ -9,6 +9,7 @@ use polars::prelude::*;
 
 use super::{SpecArgs, display_path, plans_or_report, print};
 use crate::Registry;
+use crate::report::columns;
 use crate::report::compare::{
     Comparison, EvaluationTable, compare as compare_tables, read_evaluation,
 };
@@ -47,20 +48,14 @@ struct Gathered {
 fn read_curve(path: &Path, label: String) -> PolarsResult<RewardCurve> {
     let df = ParquetReader::new(std::fs::File::open(path)?).finish()?;
     let floats = |name: &str| -> PolarsResult<Vec<f64>> {
-        Ok(df
-            .column(name)?
-            .as_materialized_series()
-            .f64()?
-            .iter()
+        Ok(columns::floats(&df, name)?
+            .into_iter()
             .map(|v| v.unwrap_or(f64::NAN))
             .collect())
     };
-    let steps = df
-        .column("step")?
-        .as_materialized_series()
-        .u32()?
-        .iter()
-        .map(|s| f64::from(s.unwrap_or_default()))
+    let steps = columns::u32s(&df, "step")?
+        .into_iter()
+        .map(f64::from)
         .collect();
     Ok(RewardCurve {
         label,

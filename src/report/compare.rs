@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use polars::prelude::*;
+
+use super::columns::{floats, strings, u32s};
 use serde::Serialize;
 
 use crate::seed::SeededRng;
@@ -42,34 +44,13 @@ pub struct ItemValue {
 /// Reads an `evaluate` stage's table.
 pub fn read_evaluation(path: &Path) -> PolarsResult<Vec<ItemValue>> {
     let df = ParquetReader::new(std::fs::File::open(path)?).finish()?;
-    let text = |name: &str| -> PolarsResult<Vec<String>> {
-        Ok(df
-            .column(name)?
-            .as_materialized_series()
-            .str()?
-            .iter()
-            .map(|v| v.unwrap_or_default().to_string())
-            .collect())
-    };
     let (model, suite, metric, item) = (
-        text("model")?,
-        text("suite")?,
-        text("metric")?,
-        text("item")?,
+        strings(&df, "model")?,
+        strings(&df, "suite")?,
+        strings(&df, "metric")?,
+        strings(&df, "item")?,
     );
-    let repeat: Vec<u32> = df
-        .column("repeat")?
-        .as_materialized_series()
-        .u32()?
-        .iter()
-        .map(Option::unwrap_or_default)
-        .collect();
-    let value: Vec<Option<f64>> = df
-        .column("value")?
-        .as_materialized_series()
-        .f64()?
-        .iter()
-        .collect();
+    let (repeat, value) = (u32s(&df, "repeat")?, floats(&df, "value")?);
     Ok((0..df.height())
         .map(|i| ItemValue {
             model: model[i].clone(),

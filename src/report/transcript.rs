@@ -15,6 +15,8 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+use super::columns::{bools, floats, strings, u32s};
+
 use super::terminal_text::wrap;
 use crate::output::{BOLD, DIM, paint};
 
@@ -83,46 +85,6 @@ impl Transcript {
     pub fn score(&self) -> Option<f64> {
         self.verdicts.first().and_then(|v| v.ca_score)
     }
-}
-
-/// A column of `df` as strings (nulls empty).
-fn strings(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
-    Ok(df
-        .column(name)?
-        .as_materialized_series()
-        .str()?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect())
-}
-
-fn u32s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u32>> {
-    Ok(df
-        .column(name)?
-        .as_materialized_series()
-        .u32()?
-        .iter()
-        .map(Option::unwrap_or_default)
-        .collect())
-}
-
-fn floats(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
-    Ok(df
-        .column(name)?
-        .as_materialized_series()
-        .f64()?
-        .iter()
-        .collect())
-}
-
-fn bools(df: &DataFrame, name: &str) -> PolarsResult<Vec<bool>> {
-    Ok(df
-        .column(name)?
-        .as_materialized_series()
-        .bool()?
-        .iter()
-        .map(Option::unwrap_or_default)
-        .collect())
 }
 
 /// The columns `names` of the Parquet file at `path`.
