@@ -133,15 +133,6 @@ impl Plan {
         }
     }
 
-    /// Stages that name stage `i` in their `needs`.
-    pub fn dependents(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.stages
-            .iter()
-            .enumerate()
-            .filter(move |(_, s)| s.needs.contains(&i))
-            .map(|(j, _)| j)
-    }
-
     /// Draws the graph.
     pub fn render(&self, format: DagFormat) -> String {
         let mut out = String::new();
