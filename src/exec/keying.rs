@@ -10,6 +10,7 @@
 //! see [`crate::status`]) and computing anything.
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 
 use crate::plan::Plan;
 use crate::stage::Resource;
@@ -38,7 +39,7 @@ pub fn stage_key(
                 files.insert(field, digest);
             }
             Resource::Embedded { name, bytes } => {
-                embedded.insert(name.to_string(), blake3::hash(bytes).to_hex().to_string());
+                embedded.insert(name.to_string(), embedded_digest(bytes));
             }
         }
     }
@@ -66,6 +67,17 @@ pub fn stage_key(
         models,
         backend,
     })
+}
+
+/// The digest of data compiled into accord (a built-in library, a prompt), hashed once
+/// per process: every stage of a wide pipeline embeds the same libraries.
+fn embedded_digest(bytes: &'static [u8]) -> String {
+    static DIGESTS: Mutex<BTreeMap<(usize, usize), String>> = Mutex::new(BTreeMap::new());
+    let mut digests = DIGESTS.lock().unwrap_or_else(PoisonError::into_inner);
+    digests
+        .entry((bytes.as_ptr() as usize, bytes.len()))
+        .or_insert_with(|| blake3::hash(bytes).to_hex().to_string())
+        .clone()
 }
 
 /// What the store has for one stage, as far as keys tell without running anything.
