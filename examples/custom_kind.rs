@@ -32,6 +32,10 @@ struct Params {
     /// Milliseconds to wait per row, standing in for an expensive call.
     #[serde(default)]
     delay_ms: u64,
+    /// Panic, as a buggy kind would, at a dilemma with more words than this: `accord`
+    /// reports a kind's panic as that stage's failure and the run goes on to its end.
+    #[serde(default)]
+    panic_above_words: Option<u64>,
 }
 
 impl Stage for WordCount {
@@ -64,7 +68,11 @@ impl Stage for WordCount {
         for i in 0..ids.len() {
             ctx.check_cancelled()?;
             std::thread::sleep(std::time::Duration::from_millis(params.delay_ms));
-            words.push(texts.value(i).split_whitespace().count() as u64);
+            let count = texts.value(i).split_whitespace().count() as u64;
+            if let Some(limit) = params.panic_above_words {
+                assert!(count <= limit, "{count} words is more than {limit}");
+            }
+            words.push(count);
             ctx.progress.advance(1);
         }
         let words: Arc<dyn Array> = Arc::new(UInt64Array::from(words));

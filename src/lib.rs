@@ -7,6 +7,7 @@
 //! a kind without touching the core (see `examples/custom_kind.rs`).
 
 pub mod canonical;
+pub mod caught_panic;
 pub mod cli;
 pub mod dialogue;
 pub mod exec;

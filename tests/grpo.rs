@@ -454,3 +454,116 @@ fn three_party_negotiations_train() {
     let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+/// The spec of `train` (two short steps) and a rollout `after` on its checkpoint.
+fn trained_then_used(model: &str, train: &str) -> String {
+    format!(
+        "version: 1\nname: trained\nseed: 3\nmodels:\n  policy:\n    source: {model}\n  \
+         trained:\n    source: stage:train\nstages:\n  \
+         dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 2}}\n  \
+         pairs:\n    kind: persona_pairing\n    needs: [dilemmas]\n  \
+         train:\n    kind: grpo\n    needs: [pairs]\n    with: {{policy: policy, {train}}}\n  \
+         after:\n    kind: rollout\n    needs: [pairs]\n    with: {{model: trained, group_size: 1, max_turns: 2, max_new_tokens: 4, agreement: marker}}\n"
+    )
+}
+
+/// Flips one byte in the middle of `path`, keeping its mtime when `keep_mtime`.
+fn flip_a_byte(path: &std::path::Path, keep_mtime: bool) {
+    let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(path).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x40;
+    std::fs::write(path, &bytes).unwrap();
+    if keep_mtime {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(mtime).unwrap();
+    }
+}
+
+/// A checkpoint is part of its stage's output: a flipped byte makes `status` call the
+/// stage stale with the reason and `run` recompute it (to the same weights); flipped
+/// behind an unchanged mtime, it is caught when a later stage is about to load it.
+#[test]
+fn a_corrupt_checkpoint_is_stale_and_never_loaded() {
+    let ws = Workspace::new();
+    let model = common::tiny_long_context(&ws);
+    ws.write("spec.yaml", &trained_then_used(&model, &short_training(2)));
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let weights = checkpoint(&ws).join("model.safetensors");
+    let original = std::fs::read(&weights).unwrap();
+
+    flip_a_byte(&weights, false);
+    let status = ws.accord(&["status", "spec.yaml"]);
+    println!("{}", status.stdout);
+    assert!(
+        status
+            .stdout
+            .contains("`checkpoint/model.safetensors` has digest"),
+        "{}",
+        status.stdout
+    );
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the stored output of `train` is corrupt"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("train: ran"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(checkpoint(&ws).join("model.safetensors")).unwrap(),
+        original
+    );
+
+    // Behind an unchanged mtime the no-op path trusts the stamp, but loading re-hashes.
+    flip_a_byte(&weights, true);
+    let out = ws.accord(&[
+        "run",
+        "spec.yaml",
+        "--backend",
+        "flex",
+        "--set",
+        "stages.after.with.max_new_tokens=5",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the stored checkpoint of `train` cannot be used"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(checkpoint(&ws).join("model.safetensors")).unwrap(),
+        original
+    );
+    assert_eq!(ws.accord(&["verify"]).code, 0);
+}
+
+/// With a learning rate far too high the loss turns NaN: the stage fails naming the step
+/// and the quantity, stores nothing, and keeps the state it saved before diverging.
+#[test]
+fn divergence_fails_the_stage_with_the_step_and_quantity() {
+    let ws = Workspace::new();
+    let model = common::tiny_long_context(&ws);
+    let train = short_training(4).replace("lr: 0.01", "lr: 1e10");
+    ws.write("spec.yaml", &spec(&model, &train));
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    println!("{}", out.stderr);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("stage `train` failed: training diverged at step "),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: lower `lr`"), "{}", out.stderr);
+    let status = ws.accord(&["status", "spec.yaml"]);
+    assert!(!status.stdout.contains("train  fresh"), "{}", status.stdout);
+    assert_eq!(
+        ws.accord(&["show", "spec.yaml", "train", "--path"]).code,
+        1,
+        "nothing was stored"
+    );
+}

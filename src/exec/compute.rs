@@ -215,6 +215,33 @@ fn read_input(
     })
 }
 
+/// Re-hashes the checkpoint stage `t` wrote before a stage loads it; a corrupt one is
+/// reported, recomputed, and handed to the model hub in its place.
+fn verify_checkpoint(
+    plan: &Plan,
+    store: &Store,
+    t: usize,
+    done: &[OnceLock<Done>],
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<(), StageError> {
+    let Done { key, parts, .. } = done[t].get().expect("training stages are done");
+    let trainer = &plan.stages[t];
+    let Err(e) = store.verify_files(key) else {
+        return Ok(());
+    };
+    progress.println(&format!(
+        "{}: the stored checkpoint of `{}` cannot be used ({e}); recomputing it",
+        crate::output::warning_label(),
+        trainer.name
+    ));
+    let _ = store.remove(key);
+    let (meta, _) = ensure(plan, store, t, key, parts, done, progress, cancel)?;
+    plan.models
+        .trained_by_stage(&trainer.name, &store.entry_dir(key), &meta.digest);
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn compute(
     plan: &Plan,
@@ -243,6 +270,7 @@ fn compute(
             .get(&model)
             .and_then(|m| m.trained_by());
         if let Some(t) = trainer.and_then(|t| plan.stages.iter().position(|s| s.name == t)) {
+            verify_checkpoint(plan, store, t, done, progress, cancel)?;
             for &d in &plan.stages[t].needs {
                 if !trained_on
                     .iter()

@@ -6,8 +6,10 @@
 //!
 //! Failure policy ([`OnError`]): with `fail` (the default) no new stage starts after a
 //! failure; with `keep-going` independent stages go on. Either way the stages that could
-//! not run are named with the reason. Ctrl-C sets a flag stages poll between rows; the
-//! stage in progress stops, leaves no artifact, and a later run computes it.
+//! not run are named with the reason. A panic in stage code is caught and is that stage's
+//! failure ([`crate::caught_panic`]), so a bug never leaves the run waiting. Ctrl-C sets a
+//! flag stages poll between rows; the stage in progress stops, leaves no artifact, and a
+//! later run computes it.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +21,7 @@ use super::compute::{Done, execute};
 use super::outcome::{SkipReason, report_failure, skipped_line};
 use super::record::run_record;
 use super::summary::{RunSummary, StageResult};
+use crate::caught_panic::{CaughtPanic, catching};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::store::{StageKey, StageOutcome, StageRecord, Store, StoreError};
@@ -55,6 +58,17 @@ enum Slot {
     Done,
     Failed,
     Skipped,
+}
+
+/// The result of a stage whose code panicked: a failure like any other.
+fn panicked(name: &str, panic: CaughtPanic) -> StageResult {
+    StageResult {
+        name: name.to_string(),
+        key: None,
+        meta: None,
+        outcome: StageOutcome::Failed(panic.to_string()),
+        seconds: 0.0,
+    }
 }
 
 /// Runs every stage of `plan` that the store does not already have.
@@ -95,15 +109,18 @@ pub fn run(
                 running += 1;
                 let tx = tx.clone();
                 scope.spawn(move || {
-                    let (result, parts) = execute(
-                        plan,
-                        store,
-                        i,
-                        finished,
-                        options.compute_only.as_deref(),
-                        progress,
-                        cancel,
-                    );
+                    let (result, parts) = catching(|| {
+                        execute(
+                            plan,
+                            store,
+                            i,
+                            finished,
+                            options.compute_only.as_deref(),
+                            progress,
+                            cancel,
+                        )
+                    })
+                    .unwrap_or_else(|panic| (panicked(&plan.stages[i].name, panic), None));
                     let _ = tx.send((i, result, parts));
                 });
             }

@@ -203,9 +203,11 @@ impl ModelConfig {
             num_layers: raw.num_hidden_layers,
             num_heads: raw.num_attention_heads,
             num_kv_heads: raw.num_key_value_heads.unwrap_or(raw.num_attention_heads),
-            head_dim: raw
-                .head_dim
-                .unwrap_or(raw.hidden_size / raw.num_attention_heads),
+            head_dim: raw.head_dim.unwrap_or_else(|| {
+                raw.hidden_size
+                    .checked_div(raw.num_attention_heads)
+                    .unwrap_or(0)
+            }),
             rms_norm_eps: raw.rms_norm_eps,
             rope_theta,
             rope_scaling,
@@ -283,6 +285,50 @@ impl ModelConfig {
 
     /// Checks the shapes fit together: `(field, problem)` when they do not.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let sizes = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_layers),
+            ("num_attention_heads", self.num_heads),
+            ("head_dim", self.head_dim),
+            ("max_position_embeddings", self.max_positions),
+        ];
+        if let Some((field, _)) = sizes.iter().find(|(_, size)| *size == 0) {
+            return Err((field, "is 0; it must be at least 1".into()));
+        }
+        let mut positive = vec![
+            ("rms_norm_eps", self.rms_norm_eps),
+            ("rope_theta", self.rope_theta),
+        ];
+        if let Some(RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        }) = &self.rope_scaling
+        {
+            positive.extend([
+                ("rope_scaling.factor", *factor),
+                ("rope_scaling.low_freq_factor", *low_freq_factor),
+                ("rope_scaling.high_freq_factor", *high_freq_factor),
+                (
+                    "rope_scaling.original_max_position_embeddings",
+                    *original_max_position_embeddings,
+                ),
+            ]);
+        }
+        if let Some((field, value)) = positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            return Err((field, format!("is {value}; it must be a positive number")));
+        }
+        if let Some(RopeScaling::Divisors(divisors)) = &self.rope_scaling
+            && divisors.iter().any(|d| !(d.is_finite() && *d > 0.0))
+        {
+            return Err((
+                "rope_freqs",
+                "holds a zero, negative or non-finite divisor".into(),
+            ));
+        }
         if self.num_kv_heads == 0 || !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err((
                 "num_key_value_heads",

@@ -36,6 +36,11 @@ pub enum LlmError {
     },
     #[error("this backend cannot compute in `{0}`; use `dtype: f32` or another backend")]
     UnsupportedDtype(&'static str),
+    #[error(
+        "the model computed a non-finite {what} ({value}); its weights may have diverged in \
+         training or be damaged\nhint: `accord verify` checks stored checkpoints"
+    )]
+    NonFinite { what: &'static str, value: f64 },
     #[error("no wgpu adapter is available: {0}")]
     NoAdapter(String),
     #[error("tokenizer: {0}")]

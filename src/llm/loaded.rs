@@ -103,9 +103,16 @@ impl LoadedModel {
             .iter()
             .map(|q| self.encode_chat(&[Message::new("user", q)]))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(next_token_logprobs(&self.model, &prompts)?
+        let distributions: Vec<Vec<f64>> = next_token_logprobs(&self.model, &prompts)?
             .iter()
             .map(|row| answer_distribution(row, &answers, 1.0))
-            .collect())
+            .collect();
+        if let Some(&value) = distributions.iter().flatten().find(|p| !p.is_finite()) {
+            return Err(LlmError::NonFinite {
+                what: "answer probability",
+                value,
+            });
+        }
+        Ok(distributions)
     }
 }

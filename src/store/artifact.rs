@@ -1,4 +1,11 @@
-//! Artifacts: a stage's output table as `data.parquet` plus `meta.json`.
+//! Artifacts: a stage's output table as `data.parquet` plus `meta.json`, and any files
+//! the stage wrote beside it (a training checkpoint).
+//!
+//! Every file of an entry is trusted on the same terms: on the no-op path by its size and
+//! mtime as recorded when it was last hashed, otherwise by its blake3 digest. A file that
+//! is missing or whose digest changed makes the whole entry corrupt, so the stage is
+//! reported stale and recomputed; [`Store::verify_files`] re-hashes a checkpoint before
+//! it is loaded, whatever its stamp says.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -47,6 +54,10 @@ pub struct StoredFile {
     pub bytes: u64,
     /// blake3 of the file.
     pub digest: String,
+    /// Size and mtime when the digest was last checked (absent in entries written before
+    /// accord recorded it: the first lookup hashes the file and records it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Stamp>,
 }
 
 /// One column of an artifact's schema.
@@ -166,6 +177,7 @@ fn move_files_into(from: &Path, to: &Path) -> Result<Vec<StoredFile>, StoreError
                     .join("/"),
                 bytes: std::fs::metadata(&dest).map_err(io_at(&dest))?.len(),
                 digest: digest_file(&dest).map_err(io_at(&dest))?,
+                verified: Some(Stamp::of(&dest).map_err(io_at(&dest))?),
             });
             if let Some(parent) = dest.parent() {
                 sync_dir(parent)?;
@@ -196,29 +208,56 @@ impl Store {
             Ok(meta) => meta,
             Err(e) => return Lookup::Corrupt(format!("`meta.json` is not valid: {e}")),
         };
+        let mut restamped = false;
         let data = dir.join("data.parquet");
-        let stamp = match Stamp::of(&data) {
-            Ok(stamp) => stamp,
-            Err(e) => return Lookup::Corrupt(format!("cannot read `data.parquet`: {e}")),
-        };
-        if stamp == meta.verified {
-            return Lookup::Hit(Box::new(meta));
-        }
-        match digest_file(&data) {
-            Ok(digest) if digest == meta.digest => {
+        match checked(&data, "data.parquet", &meta.digest, Some(meta.verified)) {
+            Ok(Checked::Unchanged) => {}
+            Ok(Checked::Rehashed(stamp)) => {
                 meta.verified = stamp;
-                // Remember the check; failing to is harmless (the next lookup re-hashes).
-                let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
-                let _ = write_atomic(&meta_path, &json, false);
-                Lookup::Hit(Box::new(meta))
+                restamped = true;
             }
-            Ok(digest) => Lookup::Corrupt(format!(
-                "`data.parquet` has digest {} but {} was recorded",
-                &digest[..12],
-                &meta.digest[..12]
-            )),
-            Err(e) => Lookup::Corrupt(format!("cannot read `data.parquet`: {e}")),
+            Err(reason) => return Lookup::Corrupt(reason),
         }
+        for file in &mut meta.files {
+            match checked(
+                &dir.join(&file.path),
+                &file.path,
+                &file.digest,
+                file.verified,
+            ) {
+                Ok(Checked::Unchanged) => {}
+                Ok(Checked::Rehashed(stamp)) => {
+                    file.verified = Some(stamp);
+                    restamped = true;
+                }
+                Err(reason) => return Lookup::Corrupt(reason),
+            }
+        }
+        if restamped {
+            // Remember the check; failing to is harmless (the next lookup re-hashes).
+            let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
+            let _ = write_atomic(&meta_path, &json, false);
+        }
+        Lookup::Hit(Box::new(meta))
+    }
+
+    /// Checks every file the entry for `key` holds besides `data.parquet` (a checkpoint)
+    /// against its recorded digest, whatever its stamp says: for files about to be loaded.
+    pub fn verify_files(&self, key: &str) -> Result<(), StoreError> {
+        let dir = self.entry_dir(key);
+        let meta_path = dir.join("meta.json");
+        let meta_bytes = std::fs::read(&meta_path).map_err(io_at(&meta_path))?;
+        let meta: Meta =
+            serde_json::from_slice(&meta_bytes).map_err(|source| StoreError::Json {
+                path: meta_path.clone(),
+                source,
+            })?;
+        for file in &meta.files {
+            let path = dir.join(&file.path);
+            checked(&path, &file.path, &file.digest, None)
+                .map_err(|reason| StoreError::Corrupt { path, reason })?;
+        }
+        Ok(())
     }
 
     /// Removes the entry for `key`, e.g. after finding it corrupt.
@@ -460,6 +499,43 @@ impl Store {
         }
         dirs.sort();
         Ok(dirs)
+    }
+}
+
+/// How a stored file compared with what `meta.json` recorded.
+enum Checked {
+    /// Its size and mtime are the ones recorded when it was last hashed.
+    Unchanged,
+    /// It was hashed again and matched; the new stamp.
+    Rehashed(Stamp),
+}
+
+/// Checks the file at `path` (`name` in messages) against `digest`: by its stamp when it
+/// equals `verified`, by hashing it otherwise; why it cannot be trusted when it fails.
+fn checked(
+    path: &Path,
+    name: &str,
+    digest: &str,
+    verified: Option<Stamp>,
+) -> Result<Checked, String> {
+    let stamp = match Stamp::of(path) {
+        Ok(stamp) => stamp,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("`{name}` is missing"));
+        }
+        Err(e) => return Err(format!("cannot read `{name}`: {e}")),
+    };
+    if verified == Some(stamp) {
+        return Ok(Checked::Unchanged);
+    }
+    match digest_file(path) {
+        Ok(found) if found == digest => Ok(Checked::Rehashed(stamp)),
+        Ok(found) => Err(format!(
+            "`{name}` has digest {} but {} was recorded",
+            &found[..12],
+            &digest[..12.min(digest.len())]
+        )),
+        Err(e) => Err(format!("cannot read `{name}`: {e}")),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod advantage;
 pub mod checkpoint;
+pub mod divergence;
 pub mod gradients;
 pub mod logprobs;
 pub mod lora;

@@ -5,11 +5,13 @@
 //! `inner_steps` times (μ): the first pass records the log-probs the batch was sampled
 //! under (`old`), later passes reuse them, so the ratio measures how far the policy moved
 //! within the update. With a reference model the KL penalty's reference log-probs are
-//! computed once per micro-batch.
+//! computed once per micro-batch. A loss, gradient norm or parameter that stops being
+//! finite ends the update with a [`super::divergence::Divergence`].
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
+use super::divergence::{finite, finite_parameters};
 use super::gradients::{add_gradients, clip_gradients};
 use super::logprobs::{Scored, completion_logprobs};
 use super::objective::{BatchTotals, Objective, RowShape};
@@ -19,6 +21,8 @@ use crate::stage::StageError;
 
 /// How an update runs.
 pub struct Update<'a> {
+    /// The optimiser step this update is (from 1), for messages.
+    pub step: usize,
     pub objective: &'a Objective,
     /// Trained turns per forward and backward pass.
     pub micro_batch: usize,
@@ -103,7 +107,11 @@ impl Update<'_> {
                     shapes,
                     &totals,
                 );
-                pass.loss += parts.loss.clone().into_scalar::<f64>();
+                pass.loss += finite(
+                    self.step,
+                    "the loss",
+                    parts.loss.clone().into_scalar::<f64>(),
+                )?;
                 pass.clipped_tokens += parts.clipped_tokens;
                 pass.kl_sum += parts.kl_sum;
                 let grads = GradientsParams::from_grads(parts.loss.backward(), &policy);
@@ -113,8 +121,13 @@ impl Update<'_> {
                 });
             }
             let Some(mut grads) = accumulated else { break };
-            measured.grad_norm = clip_gradients(&policy, &mut grads, self.max_grad_norm);
+            measured.grad_norm = finite(
+                self.step,
+                "the gradient norm",
+                clip_gradients(&policy, &mut grads, self.max_grad_norm),
+            )?;
             policy = optimizer.step(self.lr, policy, grads);
+            finite_parameters(self.step, &policy)?;
             (measured.loss, measured.clipped_tokens, measured.kl_sum) =
                 (pass.loss, pass.clipped_tokens, pass.kl_sum);
         }

@@ -13,6 +13,7 @@ use ggus::{GGmlType, GGuf, GGufMetaMapExt};
 use memmap2::Mmap;
 
 use super::dequantise::dequantise;
+use super::gguf_layout::check_layout;
 use super::{HostTensor, WeightSource};
 use crate::llm::config::{Architecture, ModelConfig, RopeScaling};
 use crate::llm::error::LlmError;
@@ -71,6 +72,7 @@ impl GgufWeights {
             path: path.to_path_buf(),
             source,
         })?;
+        check_layout(&map).map_err(|problem| bad(path, problem))?;
         let gguf =
             GGuf::new(&map).map_err(|e| bad(path, format!("not a readable GGUF v3 file: {e}")))?;
         let meta_err = |key: &str| {
@@ -150,7 +152,7 @@ impl GgufWeights {
         let head_dim = gguf
             .get_usize(&key("attention.key_length"))
             .or_else(|_| gguf.get_usize(&key("rope.dimension_count")))
-            .unwrap_or(hidden_size / num_heads);
+            .unwrap_or_else(|_| hidden_size.checked_div(num_heads).unwrap_or(0));
         let max_positions = usize_of("context_length")?;
         let rope_scaling = match tensors.get("rope_freqs.weight") {
             Some(entry) => Some(RopeScaling::Divisors(

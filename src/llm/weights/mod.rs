@@ -7,6 +7,7 @@
 
 pub mod dequantise;
 pub mod gguf;
+mod gguf_layout;
 pub mod random;
 pub mod safetensors;
 

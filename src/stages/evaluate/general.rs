@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::evaluation::{Evaluation, ModelIdentity};
 use super::rows::Rows;
 use super::{HELDOUT_TEXT, MULTIPLE_CHOICE, Suite};
+use crate::llm::LlmError;
 use crate::stage::StageError;
 use crate::store::row_cache::RowKey;
 
@@ -89,6 +90,13 @@ impl Evaluation<'_, '_> {
                     let logprobs = loaded.model.score(&[ids], &[1]).remove(0);
                     let nll = -logprobs.iter().map(|&l| f64::from(l)).sum::<f64>()
                         / logprobs.len().max(1) as f64;
+                    if !nll.is_finite() {
+                        let error = LlmError::NonFinite {
+                            what: "log-probability",
+                            value: -nll,
+                        };
+                        return Err(StageError::Failed(format!("model `{model}`: {error}")));
+                    }
                     out.push(nll.exp());
                 }
                 Ok(out)

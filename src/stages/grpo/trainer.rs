@@ -151,6 +151,7 @@ impl<'a> Trainer<'a> {
         training.sort_by_key(|row| (row.sample / params.group_size, row.turn, row.sample));
         let lr = params.learning_rate(step);
         let update = Update {
+            step: step + 1,
             objective: &self.objective,
             micro_batch: params.micro_batch,
             inner_steps: params.inner_steps,
