@@ -395,6 +395,11 @@ try:
     client.chat.completions.create(model="tiny", messages=[])
 except Exception as e:
     print(type(e).__name__, getattr(e, "status_code", None))
+for path in ["/nope", "/chat/completions"]:
+    try:
+        client.get(path, cast_to=object)
+    except Exception as e:
+        print(type(e).__name__, e.status_code, e.code, e.type)
 "#;
     ws.write("client.py", script);
     let out = common::run({
@@ -409,6 +414,92 @@ except Exception as e:
     assert!(lines[1].ends_with(" 2"), "{}", out.stdout);
     assert_eq!(lines[2], "True", "streamed text equals the reply");
     assert_eq!(lines[3], "BadRequestError 400");
+    assert_eq!(
+        lines[4],
+        "NotFoundError 404 unknown_url invalid_request_error"
+    );
+    assert_eq!(
+        lines[5],
+        "APIStatusError 405 method_not_allowed invalid_request_error"
+    );
+}
+
+/// `host:port` of a server's URL.
+fn address(server: &Server) -> String {
+    let rest = server.url.strip_prefix("http://").unwrap();
+    rest[..rest.find('/').unwrap()].to_string()
+}
+
+/// Reads one HTTP response off `stream`: status, lower-cased headers, body.
+fn read_response(stream: &mut std::net::TcpStream) -> (u16, String, String) {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if bytes.len() >= end + 4 + length {
+                let status = head[9..12].parse().unwrap();
+                return (status, head, text[end + 4..end + 4 + length].to_string());
+            }
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "{text}");
+        bytes.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Asserts `body` is an OpenAI error with `code` and returns its message.
+fn openai_error(head: &str, body: &str, code: &str) -> String {
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let error: Value = serde_json::from_str(body).unwrap();
+    let error = &error["error"];
+    assert_eq!(error["type"], "invalid_request_error", "{body}");
+    assert_eq!(error["code"], code, "{body}");
+    assert!(error.as_object().unwrap().contains_key("param"), "{body}");
+    error["message"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn unknown_routes_wrong_methods_and_oversized_bodies_get_openai_errors() {
+    use std::io::Write;
+    let ws = Workspace::new();
+    let server = serve(&ws, "tiny");
+    let raw = |request: &str| {
+        let mut stream = std::net::TcpStream::connect(address(&server)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        read_response(&mut stream)
+    };
+    let (status, head, body) = raw("GET /v1/nope HTTP/1.1\r\nhost: test\r\n\r\n");
+    assert_eq!(status, 404);
+    let message = openai_error(&head, &body, "unknown_url");
+    assert!(message.contains("`GET /v1/nope`"), "{message}");
+    let (status, head, body) = raw("GET /v1/chat/completions HTTP/1.1\r\nhost: test\r\n\r\n");
+    assert_eq!(status, 405);
+    assert!(head.contains("allow: post"), "{head}");
+    openai_error(&head, &body, "method_not_allowed");
+    let (status, head, body) = raw("DELETE /v1/models HTTP/1.1\r\nhost: test\r\n\r\n");
+    assert_eq!(status, 405);
+    openai_error(&head, &body, "method_not_allowed");
+
+    // A body past the limit: it announces 3 MiB, and the answer comes once 2 MiB are in.
+    let mut stream = std::net::TcpStream::connect(address(&server)).unwrap();
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        3 << 20
+    )
+    .unwrap();
+    stream.write_all(&vec![b' '; (2 << 20) + 1]).unwrap();
+    let (status, head, body) = read_response(&mut stream);
+    assert_eq!(status, 413);
+    let message = openai_error(&head, &body, "request_too_large");
+    assert!(message.contains("2 MiB"), "{message}");
 }
 
 /// A stand-in endpoint that answers every request with a reply holding no rating (the

@@ -3,9 +3,10 @@
 //! `GET /v1/models` and `POST /v1/chat/completions` (with `n`, `seed`, `temperature`,
 //! `top_p`, `max_tokens`, `stop`, `logprobs`/`top_logprobs` and `stream`). One worker
 //! thread owns the model; requests that arrive while it is busy wait in a queue and are
-//! decoded together in the next batch, each with its own sampling settings and seed. Bad
-//! requests get OpenAI-style JSON errors. This module does not authenticate: it binds to
-//! the loopback address unless told otherwise.
+//! decoded together in the next batch, each with its own sampling settings and seed. Every
+//! answer that is not a success (a bad request, an unknown route or method, a body over
+//! [`BODY_LIMIT`], a failed generation) is an OpenAI-style JSON error. This module does
+//! not authenticate: it binds to the loopback address unless told otherwise.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -16,8 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -45,6 +47,9 @@ struct Job {
     events: UnboundedSender<Progress>,
 }
 
+/// The most bytes a request body may have.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 #[derive(Clone)]
 struct Served {
     model: Arc<LoadedModel>,
@@ -61,6 +66,9 @@ pub fn router(model: Arc<LoadedModel>, name: &str, max_batch: usize) -> Router {
     Router::new()
         .route("/v1/models", get(list_models))
         .route("/v1/chat/completions", post(chat_completions))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(Served {
             model,
             name: name.to_string(),
@@ -151,13 +159,14 @@ struct ApiError {
     status: StatusCode,
     kind: &'static str,
     param: Option<String>,
+    code: Option<&'static str>,
     message: String,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({
-            "error": {"message": self.message, "type": self.kind, "param": self.param, "code": Value::Null}
+            "error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}
         });
         (self.status, axum::Json(body)).into_response()
     }
@@ -168,8 +177,73 @@ fn error(status: StatusCode, kind: &'static str, param: Option<&str>, message: S
         status,
         kind,
         param: param.map(String::from),
+        code: None,
         message,
     }
+}
+
+impl ApiError {
+    fn with_code(self, code: &'static str) -> Self {
+        Self {
+            code: Some(code),
+            ..self
+        }
+    }
+}
+
+/// What this server answers, for the 404 and 405 messages.
+const ROUTES: &str = "`GET /v1/models` and `POST /v1/chat/completions`";
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        None,
+        format!(
+            "no route `{method} {}`; this server answers {ROUTES}",
+            uri.path()
+        ),
+    )
+    .with_code("unknown_url")
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        None,
+        format!(
+            "method `{method}` is not allowed on `{}`; this server answers {ROUTES}",
+            uri.path()
+        ),
+    )
+    .with_code("method_not_allowed")
+}
+
+/// A body that could not be read: over [`BODY_LIMIT`] (413), or cut off.
+fn unreadable_body(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return error(
+            status,
+            "invalid_request_error",
+            None,
+            format!(
+                "the request body is over this server's limit of {} MiB",
+                BODY_LIMIT / (1024 * 1024)
+            ),
+        )
+        .with_code("request_too_large");
+    }
+    error(
+        status,
+        "invalid_request_error",
+        None,
+        format!(
+            "the request body could not be read: {}",
+            rejection.body_text()
+        ),
+    )
 }
 
 fn bad_request(param: &str, message: impl Into<String>) -> ApiError {
@@ -217,7 +291,8 @@ fn parse(body: &Value, served: &Served) -> Result<Parsed, ApiError> {
                     "the model `{model}` does not exist; this server has `{}`",
                     served.name
                 ),
-            ));
+            )
+            .with_code("model_not_found"));
         }
         Some(_) => {}
     }
@@ -365,9 +440,14 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-async fn chat_completions(State(served): State<Served>, body: Bytes) -> Response {
-    match answer(served, body).await {
-        Ok(response) => response,
+async fn chat_completions(
+    State(served): State<Served>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match body.map_err(unreadable_body) {
+        Ok(body) => answer(served, body)
+            .await
+            .unwrap_or_else(|e| e.into_response()),
         Err(e) => e.into_response(),
     }
 }
@@ -591,7 +671,9 @@ fn stream_response(
                     break;
                 }
                 Progress::Done(Err(message)) => {
-                    let body = json!({"error": {"message": message, "type": "server_error"}});
+                    let body = json!({
+                        "error": {"message": message, "type": "server_error", "param": Value::Null, "code": Value::Null}
+                    });
                     let _ = sender.send(Ok(Event::default().data(body.to_string())));
                     break;
                 }
