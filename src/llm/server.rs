@@ -7,6 +7,27 @@
 //! answer that is not a success (a bad request, an unknown route or method, a body over
 //! [`BODY_LIMIT`], a failed generation) is an OpenAI-style JSON error. This module does
 //! not authenticate: it binds to the loopback address unless told otherwise.
+//!
+//! # Clients that have gone
+//!
+//! A request's tokens travel from the worker to its handler over a channel, and the
+//! worker sends each token as it is sampled: when that send fails, nobody is listening,
+//! and the request's sequences leave the batch before the next step (see
+//! [`generate`](super::generate::generate)); a request whose client left while it
+//! waited in the queue is skipped. The handler's end of the channel goes away with the
+//! client:
+//! - non-streaming: hyper watches a busy HTTP/1 connection for EOF and drops the
+//!   request's future when the client closes its socket (a timed-out client, say); an
+//!   HTTP/2 stream reset does the same. The receiver is dropped with the future. Hyper
+//!   reads only when its buffer is empty, so it never consumes a pipelined request; the
+//!   flip side is that a client gone with a pipelined request still unread is noticed
+//!   only when its answer is written. No per-request socket polling of our own is needed.
+//! - streaming: the same drop takes the response body, and with it the receiving end of
+//!   the event stream; the task that turns tokens into chunks waits on that closing as
+//!   well as on the next token, and returns (dropping its receiver) as soon as it closes.
+//!
+//! Each such request is logged on stderr (unless `--quiet`) with the tokens it had
+//! generated. A client that only half-closes its socket after sending counts as gone.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -41,10 +62,18 @@ enum Progress {
     Done(Result<Vec<Completion>, String>),
 }
 
-/// One chat request: its choices, and where to report.
+/// One chat request: its id, its choices, and where to report.
 struct Job {
+    id: String,
     requests: Vec<Request>,
     events: UnboundedSender<Progress>,
+}
+
+impl Job {
+    /// Whether the request's client has gone (its handler dropped its receiver).
+    fn is_gone(&self) -> bool {
+        self.events.is_closed()
+    }
 }
 
 /// The most bytes a request body may have.
@@ -58,11 +87,11 @@ struct Served {
 }
 
 /// The server's routes over `model`, published as `name`; at most `max_batch` sequences
-/// decode together.
-pub fn router(model: Arc<LoadedModel>, name: &str, max_batch: usize) -> Router {
+/// decode together. Unless `quiet`, requests whose client has gone are logged on stderr.
+pub fn router(model: Arc<LoadedModel>, name: &str, max_batch: usize, quiet: bool) -> Router {
     let (jobs, queue) = mpsc::channel::<Job>();
     let worker = model.clone();
-    std::thread::spawn(move || run_worker(&worker, &queue, max_batch.max(1)));
+    std::thread::spawn(move || run_worker(&worker, &queue, max_batch.max(1), quiet));
     Router::new()
         .route("/v1/models", get(list_models))
         .route("/v1/chat/completions", post(chat_completions))
@@ -78,8 +107,24 @@ pub fn router(model: Arc<LoadedModel>, name: &str, max_batch: usize) -> Router {
 
 /// Takes jobs off the queue and decodes whatever is waiting in one batch of at most
 /// `max_batch` sequences (a single larger request runs alone). Jobs whose client has gone
-/// are dropped; a panic while decoding fails that batch's requests, not the server.
-fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize) {
+/// are skipped, or leave the batch at their next token; a panic while decoding fails that
+/// batch's requests, not the server.
+fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize, quiet: bool) {
+    let log = |line: String| {
+        if !quiet {
+            anstream::eprintln!("{line}");
+        }
+    };
+    let skip = |job: &Job| {
+        let gone = job.is_gone();
+        if gone {
+            log(format!(
+                "`{}`: the client went away before its turn; nothing was generated",
+                job.id
+            ));
+        }
+        gone
+    };
     let mut held: Option<Job> = None;
     loop {
         let first = match held.take() {
@@ -89,7 +134,7 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
                 Err(_) => return,
             },
         };
-        if first.events.is_closed() {
+        if skip(&first) {
             continue;
         }
         let mut jobs = vec![first];
@@ -98,7 +143,7 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
         let mut size = jobs[0].requests.len();
         while size < max_batch {
             match queue.try_recv() {
-                Ok(job) if job.events.is_closed() => {}
+                Ok(job) if skip(&job) => {}
                 Ok(job) if size + job.requests.len() > max_batch => {
                     held = Some(job);
                     break;
@@ -124,9 +169,13 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
                 &model.tokenizer,
                 &requests,
                 &model.stop_tokens,
+                // A failed send means the client has gone: the row leaves the batch.
                 |row, token| {
                     let (j, index) = owners[row];
-                    let _ = jobs[j].events.send(Progress::Token { index, token });
+                    jobs[j]
+                        .events
+                        .send(Progress::Token { index, token })
+                        .is_ok()
                 },
             )
         }))
@@ -142,7 +191,11 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
                     per_job[*j].push(completion);
                 }
                 for (job, completions) in jobs.iter().zip(per_job) {
-                    let _ = job.events.send(Progress::Done(Ok(completions)));
+                    if completions.iter().any(|c| c.finish == Finish::Dropped) {
+                        log(gone_line(job, &completions));
+                    } else {
+                        let _ = job.events.send(Progress::Done(Ok(completions)));
+                    }
                 }
             }
             Err(e) => {
@@ -152,6 +205,20 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
             }
         }
     }
+}
+
+/// The log line for a request whose client went away mid-generation.
+fn gone_line(job: &Job, completions: &[Completion]) -> String {
+    let generated: usize = completions.iter().map(|c| c.tokens.len()).sum();
+    let most: usize = job.requests.iter().map(|r| r.max_new_tokens).sum();
+    let sequences = match completions.len() {
+        1 => "its sequence".to_string(),
+        n => format!("its {n} sequences"),
+    };
+    format!(
+        "`{}`: the client went away; {sequences} left the batch after {generated} of at most {most} tokens",
+        job.id
+    )
 }
 
 /// An OpenAI-style error: `{"error": {"message", "type", "param", "code"}}`.
@@ -489,8 +556,14 @@ async fn answer(served: Served, body: Bytes) -> Result<Response, ApiError> {
             },
         })
         .collect();
+    let id = format!("chatcmpl-{:016x}", fresh_seed());
     let (events, mut progress) = unbounded_channel();
-    if served.jobs.send(Job { requests, events }).is_err() {
+    let job = Job {
+        id: id.clone(),
+        requests,
+        events,
+    };
+    if served.jobs.send(job).is_err() {
         return Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -498,7 +571,6 @@ async fn answer(served: Served, body: Bytes) -> Result<Response, ApiError> {
             "the model worker has stopped".into(),
         ));
     }
-    let id = format!("chatcmpl-{:016x}", fresh_seed());
     if parsed.stream {
         return Ok(stream_response(served.clone(), parsed, id, progress).into_response());
     }
@@ -558,6 +630,8 @@ fn finish_reason(c: &Completion) -> &'static str {
     match c.finish {
         Finish::StopToken | Finish::StopString => "stop",
         Finish::Length => "length",
+        // Never sent: a dropped request has nobody to answer.
+        Finish::Dropped => "cancelled",
     }
 }
 
@@ -631,7 +705,14 @@ fn stream_response(
         let hold = parsed.stop.iter().map(String::len).max().unwrap_or(0);
         let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); parsed.n];
         let mut sent: Vec<usize> = vec![0; parsed.n];
-        while let Some(event) = progress.recv().await {
+        loop {
+            // The client gone (its body dropped), `progress` goes too: the worker drops
+            // the request at its next token.
+            let event = tokio::select! {
+                event = progress.recv() => event,
+                () = sender.closed() => return,
+            };
+            let Some(event) = event else { break };
             match event {
                 Progress::Token { index, token } => {
                     if served.model.stop_tokens.contains(&token) {
