@@ -594,10 +594,12 @@ fn unknown_routes_wrong_methods_and_oversized_bodies_get_openai_errors() {
     assert_eq!(status, 404);
     let message = openai_error(&head, &body, "unknown_url");
     assert!(message.contains("`GET /v1/nope`"), "{message}");
+    insta::assert_snapshot!("serve_unknown_route", body);
     let (status, head, body) = raw("GET /v1/chat/completions HTTP/1.1\r\nhost: test\r\n\r\n");
     assert_eq!(status, 405);
     assert!(head.contains("allow: post"), "{head}");
     openai_error(&head, &body, "method_not_allowed");
+    insta::assert_snapshot!("serve_wrong_method", body);
     let (status, head, body) = raw("DELETE /v1/models HTTP/1.1\r\nhost: test\r\n\r\n");
     assert_eq!(status, 405);
     openai_error(&head, &body, "method_not_allowed");
@@ -615,6 +617,7 @@ fn unknown_routes_wrong_methods_and_oversized_bodies_get_openai_errors() {
     assert_eq!(status, 413);
     let message = openai_error(&head, &body, "request_too_large");
     assert!(message.contains("2 MiB"), "{message}");
+    insta::assert_snapshot!("serve_body_too_large", body);
 }
 
 /// A stand-in endpoint that answers every request with a reply holding no rating (the

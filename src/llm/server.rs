@@ -118,10 +118,7 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
     let skip = |job: &Job| {
         let gone = job.is_gone();
         if gone {
-            log(format!(
-                "`{}`: the client went away before its turn; nothing was generated",
-                job.id
-            ));
+            log(gone_before_its_turn(job));
         }
         gone
     };
@@ -205,6 +202,14 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
             }
         }
     }
+}
+
+/// The log line for a request whose client went away while it waited in the queue.
+fn gone_before_its_turn(job: &Job) -> String {
+    format!(
+        "`{}`: the client went away before its turn; nothing was generated",
+        job.id
+    )
 }
 
 /// The log line for a request whose client went away mid-generation.
@@ -763,4 +768,45 @@ fn stream_response(
         let _ = sender.send(Ok(Event::default().data("[DONE]")));
     });
     Sse::new(EventStream(receiver))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(n: usize) -> Job {
+        let request = Request {
+            prompt: vec![1, 2],
+            sampling: Sampling::greedy(),
+            max_new_tokens: 100,
+            seed: 0,
+            stop_strings: Vec::new(),
+            top_logprobs: 0,
+        };
+        Job {
+            id: "chatcmpl-00000000000000ab".into(),
+            requests: vec![request; n],
+            events: unbounded_channel().0,
+        }
+    }
+
+    fn dropped(tokens: usize) -> Completion {
+        Completion {
+            tokens: vec![7; tokens],
+            logprobs: vec![-1.0; tokens],
+            text: String::new(),
+            finish: Finish::Dropped,
+            top_logprobs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn clients_that_went_away_are_logged_with_what_they_cost() {
+        let lines = [
+            gone_before_its_turn(&job(1)),
+            gone_line(&job(1), &[dropped(3)]),
+            gone_line(&job(2), &[dropped(3), dropped(4)]),
+        ];
+        insta::assert_snapshot!(lines.join("\n"));
+    }
 }
