@@ -378,7 +378,7 @@ fn batched_generation_matches_greedy_references_and_is_batch_independent() {
         &tokenizer,
         &requests(&prompts, Sampling::greedy(), 0),
         &[],
-        |_, _| {},
+        |_, _| true,
     )
     .unwrap();
     for (completion, (_, greedy)) in batch.iter().zip(&reference.prompts) {
@@ -400,7 +400,7 @@ fn batched_generation_matches_greedy_references_and_is_batch_independent() {
             &tokenizer,
             &requests(prompts, hot, seed),
             &[],
-            |_, _| {},
+            |_, _| true,
         )
         .unwrap()
     };
@@ -425,7 +425,7 @@ fn generation_stops_at_stop_tokens_and_strings() {
         &tokenizer,
         &requests(std::slice::from_ref(prompt), Sampling::greedy(), 0),
         &[stop],
-        |_, _| {},
+        |_, _| true,
     )
     .unwrap();
     assert_eq!(out[0].finish, Finish::StopToken);
@@ -442,7 +442,7 @@ fn generation_stops_at_stop_tokens_and_strings() {
         .collect();
     let mut request = requests(std::slice::from_ref(prompt), Sampling::greedy(), 0);
     request[0].stop_strings = vec![needle.clone()];
-    let out = generate(&model, &tokenizer, &request, &[], |_, _| {}).unwrap();
+    let out = generate(&model, &tokenizer, &request, &[], |_, _| true).unwrap();
     assert_eq!(out[0].finish, Finish::StopString);
     assert!(
         !out[0].text.contains(&needle) && full.starts_with(&out[0].text),
@@ -453,4 +453,34 @@ fn generation_stops_at_stop_tokens_and_strings() {
     // The token that completed the stop string is dropped, with its log-prob.
     assert!(!tokenizer.decode(&out[0].tokens).unwrap().contains(&needle));
     assert_eq!(out[0].logprobs.len(), out[0].tokens.len());
+}
+
+#[test]
+fn a_row_its_caller_drops_leaves_the_batch_and_the_others_decode_as_before() {
+    use accord::llm::generate::{Finish, generate};
+    use accord::llm::sampling::Sampling;
+    let (model, tokenizer) = loaded_qwen2();
+    let reference = reference("qwen2-tied");
+    let prompts: Vec<Vec<u32>> = reference.prompts.iter().map(|p| p.0.clone()).collect();
+    // The middle row is dropped after its second token: its cache rows leave the batch.
+    let mut seen = 0;
+    let out = generate(
+        &model,
+        &tokenizer,
+        &requests(&prompts, Sampling::greedy(), 0),
+        &[],
+        |row, _| {
+            seen += usize::from(row == 1);
+            row != 1 || seen < 2
+        },
+    )
+    .unwrap();
+    assert_eq!(out[1].finish, Finish::Dropped);
+    assert_eq!(out[1].tokens, reference.prompts[1].1[..2]);
+    for row in [0, 2] {
+        assert_eq!(
+            out[row].tokens, reference.prompts[row].1,
+            "row {row} decodes as transformers' greedy reference"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! `accord serve` over real HTTP: the OpenAI chat-completions shape (choices, seeds,
 //! log-probs, streaming), OpenAI-style errors, concurrent requests, a pipeline whose judge
-//! is an endpoint, endpoint faults, and the official `openai` Python client.
+//! is an endpoint, endpoint faults, clients that go away mid-answer, and the official
+//! `openai` Python client.
 
 mod common;
 
@@ -11,10 +12,20 @@ use arrow::array::Array;
 use common::{Workspace, read_parquet, strings, tiny_long_context};
 use serde_json::{Value, json};
 
-/// A running `accord serve`, stopped on drop.
+/// A running `accord serve`, stopped on drop; its stderr is collected meanwhile.
 struct Server {
     child: Child,
     url: String,
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Server {
+    /// Stops the server and returns what it logged.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log.take().unwrap().join().unwrap()
+    }
 }
 
 impl Drop for Server {
@@ -45,9 +56,15 @@ fn serve_with(ws: &Workspace, name: &str, extra: &[&str]) -> Server {
     let mut child = ws
         .command(&common::accord_bin(), &args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -56,6 +73,7 @@ fn serve_with(ws: &Workspace, name: &str, extra: &[&str]) -> Server {
     Server {
         child,
         url: line.trim().to_string(),
+        log: Some(log),
     }
 }
 
@@ -395,6 +413,11 @@ try:
     client.chat.completions.create(model="tiny", messages=[])
 except Exception as e:
     print(type(e).__name__, getattr(e, "status_code", None))
+for path in ["/nope", "/chat/completions"]:
+    try:
+        client.get(path, cast_to=object)
+    except Exception as e:
+        print(type(e).__name__, e.status_code, e.code, e.type)
 "#;
     ws.write("client.py", script);
     let out = common::run({
@@ -409,6 +432,192 @@ except Exception as e:
     assert!(lines[1].ends_with(" 2"), "{}", out.stdout);
     assert_eq!(lines[2], "True", "streamed text equals the reply");
     assert_eq!(lines[3], "BadRequestError 400");
+    assert_eq!(
+        lines[4],
+        "NotFoundError 404 unknown_url invalid_request_error"
+    );
+    assert_eq!(
+        lines[5],
+        "APIStatusError 405 method_not_allowed invalid_request_error"
+    );
+}
+
+/// `host:port` of a server's URL.
+fn address(server: &Server) -> String {
+    let rest = server.url.strip_prefix("http://").unwrap();
+    rest[..rest.find('/').unwrap()].to_string()
+}
+
+/// Sends a chat request over a raw connection (so the test decides when it closes).
+fn send_raw(server: &Server, body: &Value) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(address(server)).unwrap();
+    let body = body.to_string();
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    stream
+}
+
+/// A request for as many tokens as the context allows: greedy, so the tiny model never
+/// stops early, and minutes of work for each client under a server that ignored them.
+fn long_answer(stream: bool) -> Value {
+    hello(json!({"max_tokens": 4000, "temperature": 0, "stream": stream}))
+}
+
+/// The server's "client went away" lines, each with the tokens the request had generated.
+fn gone_lines(log: &str) -> Vec<(String, usize)> {
+    log.lines()
+        .filter(|l| l.contains("the client went away"))
+        .map(|l| {
+            let generated = l.split_once("after ").map_or(0, |(_, rest)| {
+                rest.split(' ').next().unwrap().parse().unwrap()
+            });
+            (l.to_string(), generated)
+        })
+        .collect()
+}
+
+/// Whether a raw event stream holds a chunk with generated text (not only the role).
+fn has_text(raw: &str) -> bool {
+    raw.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .any(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|text| !text.is_empty())
+        })
+}
+
+#[test]
+fn streaming_clients_that_disconnect_leave_the_batch_and_later_requests_are_answered() {
+    use std::io::Read;
+    let ws = Workspace::new();
+    let server = serve_with(&ws, "tiny", &["--max-batch", "4"]);
+    // Three batches' worth of clients, each gone after its first piece of text.
+    std::thread::scope(|scope| {
+        for _ in 0..12 {
+            scope.spawn(|| {
+                let mut stream = send_raw(&server, &long_answer(true));
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !has_text(&String::from_utf8_lossy(&seen)) {
+                    let n = stream.read(&mut buf).unwrap();
+                    assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+                    seen.extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    // Every client above has its answer started; this one queues behind them all.
+    let (status, text) = post(&server.url, &hello(json!({})));
+    assert_eq!(status, 200, "{text}");
+    let log = server.stop();
+    let gone = gone_lines(&log);
+    assert_eq!(gone.len(), 12, "{log}");
+    for (line, generated) in gone {
+        assert!(line.contains("its sequence left the batch"), "{line}");
+        assert!(generated < 4000, "{line}");
+    }
+}
+
+#[test]
+fn a_non_streaming_client_that_closes_its_socket_stops_its_generation() {
+    let ws = Workspace::new();
+    let server = serve(&ws, "tiny");
+    let stream = send_raw(&server, &long_answer(false));
+    // Pacing only (a client giving up), not a measurement: either way the request goes.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(stream);
+    let (status, text) = post(&server.url, &hello(json!({})));
+    assert_eq!(status, 200, "{text}");
+    let log = server.stop();
+    let gone = gone_lines(&log);
+    assert_eq!(gone.len(), 1, "{log}");
+    let (line, generated) = &gone[0];
+    assert!(
+        line.contains("before its turn") || *generated < 4000,
+        "{line}"
+    );
+}
+
+/// Reads one HTTP response off `stream`: status, lower-cased headers, body.
+fn read_response(stream: &mut std::net::TcpStream) -> (u16, String, String) {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if bytes.len() >= end + 4 + length {
+                let status = head[9..12].parse().unwrap();
+                return (status, head, text[end + 4..end + 4 + length].to_string());
+            }
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "{text}");
+        bytes.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Asserts `body` is an OpenAI error with `code` and returns its message.
+fn openai_error(head: &str, body: &str, code: &str) -> String {
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let error: Value = serde_json::from_str(body).unwrap();
+    let error = &error["error"];
+    assert_eq!(error["type"], "invalid_request_error", "{body}");
+    assert_eq!(error["code"], code, "{body}");
+    assert!(error.as_object().unwrap().contains_key("param"), "{body}");
+    error["message"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn unknown_routes_wrong_methods_and_oversized_bodies_get_openai_errors() {
+    use std::io::Write;
+    let ws = Workspace::new();
+    let server = serve(&ws, "tiny");
+    let raw = |request: &str| {
+        let mut stream = std::net::TcpStream::connect(address(&server)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        read_response(&mut stream)
+    };
+    let (status, head, body) = raw("GET /v1/nope HTTP/1.1\r\nhost: test\r\n\r\n");
+    assert_eq!(status, 404);
+    let message = openai_error(&head, &body, "unknown_url");
+    assert!(message.contains("`GET /v1/nope`"), "{message}");
+    insta::assert_snapshot!("serve_unknown_route", body);
+    let (status, head, body) = raw("GET /v1/chat/completions HTTP/1.1\r\nhost: test\r\n\r\n");
+    assert_eq!(status, 405);
+    assert!(head.contains("allow: post"), "{head}");
+    openai_error(&head, &body, "method_not_allowed");
+    insta::assert_snapshot!("serve_wrong_method", body);
+    let (status, head, body) = raw("DELETE /v1/models HTTP/1.1\r\nhost: test\r\n\r\n");
+    assert_eq!(status, 405);
+    openai_error(&head, &body, "method_not_allowed");
+
+    // A body past the limit: it announces 3 MiB, and the answer comes once 2 MiB are in.
+    let mut stream = std::net::TcpStream::connect(address(&server)).unwrap();
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        3 << 20
+    )
+    .unwrap();
+    stream.write_all(&vec![b' '; (2 << 20) + 1]).unwrap();
+    let (status, head, body) = read_response(&mut stream);
+    assert_eq!(status, 413);
+    let message = openai_error(&head, &body, "request_too_large");
+    assert!(message.contains("2 MiB"), "{message}");
+    insta::assert_snapshot!("serve_body_too_large", body);
 }
 
 /// A stand-in endpoint that answers every request with a reply holding no rating (the

@@ -116,7 +116,7 @@ fn try_generate(args: &GenerateArgs, quiet: bool) -> Result<(), LlmError> {
         |_, token| {
             first_token.get_or_insert_with(Instant::now);
             if loaded.stop_tokens.contains(&token) {
-                return;
+                return true;
             }
             tokens.push(token);
             // Print the text decoded so far past what is out already (whole characters only).
@@ -128,6 +128,7 @@ fn try_generate(args: &GenerateArgs, quiet: bool) -> Result<(), LlmError> {
                 let _ = stdout.flush();
                 printed = text.len();
             }
+            true
         },
     )?;
     let completion = &completions[0];

@@ -75,7 +75,7 @@ fn try_serve(args: &ServeArgs, quiet: bool) -> Result<(), String> {
         if !quiet {
             anstream::eprintln!("serving `{name}` at http://{address}/v1 (Ctrl-C stops)");
         }
-        let app = crate::llm::server::router(Arc::new(model), &name, args.max_batch);
+        let app = crate::llm::server::router(Arc::new(model), &name, args.max_batch, quiet);
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -5,6 +5,11 @@
 //! unfinished row in one forward pass. A row stops at a
 //! stop token, a stop string (the text is cut before it) or `max_new_tokens`. Each row
 //! samples from its own seeded stream, so its tokens do not depend on the other rows.
+//!
+//! A finished row stays in the batch (decoding a token nobody reads keeps the batch
+//! rectangular and its numerics unchanged). A row the caller no longer wants (the
+//! server's client has gone) leaves it: its cache rows are dropped before the next step,
+//! so the rest of the batch no longer pays for it.
 
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -34,6 +39,8 @@ pub enum Finish {
     StopToken,
     StopString,
     Length,
+    /// The caller stopped wanting the row (see [`generate`]'s `on_token`).
+    Dropped,
 }
 
 /// What a row generated.
@@ -104,13 +111,15 @@ fn prefill(
     logits.select(0, ids) // [B, 1, V]
 }
 
-/// Generates a continuation for each request; `on_token(row, token)` sees tokens as they come.
+/// Generates a continuation for each request; `on_token(row, token)` sees tokens as they
+/// come and returns whether the row is still wanted: one that is not ends there
+/// ([`Finish::Dropped`]) and leaves the batch before the next step.
 pub fn generate(
     model: &LlamaModel,
     tokenizer: &Tokenizer,
     requests: &[Request],
     stop_tokens: &[u32],
-    mut on_token: impl FnMut(usize, u32),
+    mut on_token: impl FnMut(usize, u32) -> bool,
 ) -> Result<Vec<Completion>, LlmError> {
     let b = requests.len();
     if b == 0 {
@@ -171,7 +180,9 @@ pub fn generate(
         .collect();
     let mut cache = KvCache::default();
     let v = model.config.vocab_size;
-    while done.iter().any(|d| !d) {
+    // The rows in the batch, in its order (every row until one is dropped).
+    let mut batch: Vec<usize> = (0..b).collect();
+    while batch.iter().any(|&row| !done[row]) {
         let logits = if cache.is_empty() {
             prefill(model, &step_tokens, &step_valid, &mut cache)
         } else {
@@ -180,25 +191,29 @@ pub fn generate(
         let logits: Vec<f32> = logits
             .try_into_vec_as::<f32>()
             .map_err(|e| LlmError::Generation(format!("reading logits: {e:?}")))?;
-        let mut next = vec![0u32; b];
-        for row in 0..b {
+        let mut next = vec![0u32; batch.len()];
+        let mut dropped = false;
+        for (i, &row) in batch.iter().enumerate() {
             if done[row] {
                 continue;
             }
             let request = &requests[row];
-            let row_logits = &logits[row * v..(row + 1) * v];
+            let row_logits = &logits[i * v..(i + 1) * v];
             let (token, logprob) = pick(&request.sampling, row_logits, &mut rngs[row]);
             if request.top_logprobs > 0 {
                 out[row]
                     .top_logprobs
                     .push(top_logprobs(row_logits, request.top_logprobs));
             }
-            next[row] = token;
+            next[i] = token;
             let completion = &mut out[row];
             completion.tokens.push(token);
             completion.logprobs.push(logprob);
-            on_token(row, token);
-            if stop_tokens.contains(&token) {
+            if !on_token(row, token) {
+                completion.finish = Finish::Dropped;
+                done[row] = true;
+                dropped = true;
+            } else if stop_tokens.contains(&token) {
                 completion.finish = Finish::StopToken;
                 done[row] = true;
             } else if !request.stop_strings.is_empty() {
@@ -216,9 +231,19 @@ pub fn generate(
                 done[row] = true;
             }
         }
+        if dropped {
+            let kept: Vec<usize> = (0..batch.len())
+                .filter(|&i| out[batch[i]].finish != Finish::Dropped)
+                .collect();
+            if !kept.is_empty() {
+                cache = cache.select(&kept);
+            }
+            next = kept.iter().map(|&i| next[i]).collect();
+            batch = kept.iter().map(|&i| batch[i]).collect();
+        }
         step_tokens = next.iter().map(|t| vec![*t]).collect();
         // Finished rows go on decoding a token nobody reads; that keeps the batch rectangular.
-        step_valid = vec![vec![true]; b];
+        step_valid = vec![vec![true]; batch.len()];
     }
     for (completion, request) in out.iter_mut().zip(requests) {
         let tokens: Vec<u32> = match completion.finish {

@@ -86,7 +86,7 @@ impl LoadedModel {
             &self.tokenizer,
             requests,
             &self.stop_tokens,
-            |_, _| {},
+            |_, _| true,
         )
     }
 

@@ -3,9 +3,31 @@
 //! `GET /v1/models` and `POST /v1/chat/completions` (with `n`, `seed`, `temperature`,
 //! `top_p`, `max_tokens`, `stop`, `logprobs`/`top_logprobs` and `stream`). One worker
 //! thread owns the model; requests that arrive while it is busy wait in a queue and are
-//! decoded together in the next batch, each with its own sampling settings and seed. Bad
-//! requests get OpenAI-style JSON errors. This module does not authenticate: it binds to
-//! the loopback address unless told otherwise.
+//! decoded together in the next batch, each with its own sampling settings and seed. Every
+//! answer that is not a success (a bad request, an unknown route or method, a body over
+//! [`BODY_LIMIT`], a failed generation) is an OpenAI-style JSON error. This module does
+//! not authenticate: it binds to the loopback address unless told otherwise.
+//!
+//! # Clients that have gone
+//!
+//! A request's tokens travel from the worker to its handler over a channel, and the
+//! worker sends each token as it is sampled: when that send fails, nobody is listening,
+//! and the request's sequences leave the batch before the next step (see
+//! [`generate`](super::generate::generate)); a request whose client left while it
+//! waited in the queue is skipped. The handler's end of the channel goes away with the
+//! client:
+//! - non-streaming: hyper watches a busy HTTP/1 connection for EOF and drops the
+//!   request's future when the client closes its socket (a timed-out client, say); an
+//!   HTTP/2 stream reset does the same. The receiver is dropped with the future. Hyper
+//!   reads only when its buffer is empty, so it never consumes a pipelined request; the
+//!   flip side is that a client gone with a pipelined request still unread is noticed
+//!   only when its answer is written. No per-request socket polling of our own is needed.
+//! - streaming: the same drop takes the response body, and with it the receiving end of
+//!   the event stream; the task that turns tokens into chunks waits on that closing as
+//!   well as on the next token, and returns (dropping its receiver) as soon as it closes.
+//!
+//! Each such request is logged on stderr (unless `--quiet`) with the tokens it had
+//! generated. A client that only half-closes its socket after sending counts as gone.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -16,8 +38,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,11 +62,22 @@ enum Progress {
     Done(Result<Vec<Completion>, String>),
 }
 
-/// One chat request: its choices, and where to report.
+/// One chat request: its id, its choices, and where to report.
 struct Job {
+    id: String,
     requests: Vec<Request>,
     events: UnboundedSender<Progress>,
 }
+
+impl Job {
+    /// Whether the request's client has gone (its handler dropped its receiver).
+    fn is_gone(&self) -> bool {
+        self.events.is_closed()
+    }
+}
+
+/// The most bytes a request body may have.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 #[derive(Clone)]
 struct Served {
@@ -53,14 +87,17 @@ struct Served {
 }
 
 /// The server's routes over `model`, published as `name`; at most `max_batch` sequences
-/// decode together.
-pub fn router(model: Arc<LoadedModel>, name: &str, max_batch: usize) -> Router {
+/// decode together. Unless `quiet`, requests whose client has gone are logged on stderr.
+pub fn router(model: Arc<LoadedModel>, name: &str, max_batch: usize, quiet: bool) -> Router {
     let (jobs, queue) = mpsc::channel::<Job>();
     let worker = model.clone();
-    std::thread::spawn(move || run_worker(&worker, &queue, max_batch.max(1)));
+    std::thread::spawn(move || run_worker(&worker, &queue, max_batch.max(1), quiet));
     Router::new()
         .route("/v1/models", get(list_models))
         .route("/v1/chat/completions", post(chat_completions))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(Served {
             model,
             name: name.to_string(),
@@ -70,8 +107,21 @@ pub fn router(model: Arc<LoadedModel>, name: &str, max_batch: usize) -> Router {
 
 /// Takes jobs off the queue and decodes whatever is waiting in one batch of at most
 /// `max_batch` sequences (a single larger request runs alone). Jobs whose client has gone
-/// are dropped; a panic while decoding fails that batch's requests, not the server.
-fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize) {
+/// are skipped, or leave the batch at their next token; a panic while decoding fails that
+/// batch's requests, not the server.
+fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize, quiet: bool) {
+    let log = |line: String| {
+        if !quiet {
+            anstream::eprintln!("{line}");
+        }
+    };
+    let skip = |job: &Job| {
+        let gone = job.is_gone();
+        if gone {
+            log(gone_before_its_turn(job));
+        }
+        gone
+    };
     let mut held: Option<Job> = None;
     loop {
         let first = match held.take() {
@@ -81,7 +131,7 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
                 Err(_) => return,
             },
         };
-        if first.events.is_closed() {
+        if skip(&first) {
             continue;
         }
         let mut jobs = vec![first];
@@ -90,7 +140,7 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
         let mut size = jobs[0].requests.len();
         while size < max_batch {
             match queue.try_recv() {
-                Ok(job) if job.events.is_closed() => {}
+                Ok(job) if skip(&job) => {}
                 Ok(job) if size + job.requests.len() > max_batch => {
                     held = Some(job);
                     break;
@@ -116,9 +166,13 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
                 &model.tokenizer,
                 &requests,
                 &model.stop_tokens,
+                // A failed send means the client has gone: the row leaves the batch.
                 |row, token| {
                     let (j, index) = owners[row];
-                    let _ = jobs[j].events.send(Progress::Token { index, token });
+                    jobs[j]
+                        .events
+                        .send(Progress::Token { index, token })
+                        .is_ok()
                 },
             )
         }))
@@ -134,7 +188,11 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
                     per_job[*j].push(completion);
                 }
                 for (job, completions) in jobs.iter().zip(per_job) {
-                    let _ = job.events.send(Progress::Done(Ok(completions)));
+                    if completions.iter().any(|c| c.finish == Finish::Dropped) {
+                        log(gone_line(job, &completions));
+                    } else {
+                        let _ = job.events.send(Progress::Done(Ok(completions)));
+                    }
                 }
             }
             Err(e) => {
@@ -146,18 +204,41 @@ fn run_worker(model: &LoadedModel, queue: &mpsc::Receiver<Job>, max_batch: usize
     }
 }
 
+/// The log line for a request whose client went away while it waited in the queue.
+fn gone_before_its_turn(job: &Job) -> String {
+    format!(
+        "`{}`: the client went away before its turn; nothing was generated",
+        job.id
+    )
+}
+
+/// The log line for a request whose client went away mid-generation.
+fn gone_line(job: &Job, completions: &[Completion]) -> String {
+    let generated: usize = completions.iter().map(|c| c.tokens.len()).sum();
+    let most: usize = job.requests.iter().map(|r| r.max_new_tokens).sum();
+    let sequences = match completions.len() {
+        1 => "its sequence".to_string(),
+        n => format!("its {n} sequences"),
+    };
+    format!(
+        "`{}`: the client went away; {sequences} left the batch after {generated} of at most {most} tokens",
+        job.id
+    )
+}
+
 /// An OpenAI-style error: `{"error": {"message", "type", "param", "code"}}`.
 struct ApiError {
     status: StatusCode,
     kind: &'static str,
     param: Option<String>,
+    code: Option<&'static str>,
     message: String,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({
-            "error": {"message": self.message, "type": self.kind, "param": self.param, "code": Value::Null}
+            "error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}
         });
         (self.status, axum::Json(body)).into_response()
     }
@@ -168,8 +249,73 @@ fn error(status: StatusCode, kind: &'static str, param: Option<&str>, message: S
         status,
         kind,
         param: param.map(String::from),
+        code: None,
         message,
     }
+}
+
+impl ApiError {
+    fn with_code(self, code: &'static str) -> Self {
+        Self {
+            code: Some(code),
+            ..self
+        }
+    }
+}
+
+/// What this server answers, for the 404 and 405 messages.
+const ROUTES: &str = "`GET /v1/models` and `POST /v1/chat/completions`";
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        None,
+        format!(
+            "no route `{method} {}`; this server answers {ROUTES}",
+            uri.path()
+        ),
+    )
+    .with_code("unknown_url")
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        None,
+        format!(
+            "method `{method}` is not allowed on `{}`; this server answers {ROUTES}",
+            uri.path()
+        ),
+    )
+    .with_code("method_not_allowed")
+}
+
+/// A body that could not be read: over [`BODY_LIMIT`] (413), or cut off.
+fn unreadable_body(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return error(
+            status,
+            "invalid_request_error",
+            None,
+            format!(
+                "the request body is over this server's limit of {} MiB",
+                BODY_LIMIT / (1024 * 1024)
+            ),
+        )
+        .with_code("request_too_large");
+    }
+    error(
+        status,
+        "invalid_request_error",
+        None,
+        format!(
+            "the request body could not be read: {}",
+            rejection.body_text()
+        ),
+    )
 }
 
 fn bad_request(param: &str, message: impl Into<String>) -> ApiError {
@@ -217,7 +363,8 @@ fn parse(body: &Value, served: &Served) -> Result<Parsed, ApiError> {
                     "the model `{model}` does not exist; this server has `{}`",
                     served.name
                 ),
-            ));
+            )
+            .with_code("model_not_found"));
         }
         Some(_) => {}
     }
@@ -365,9 +512,14 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-async fn chat_completions(State(served): State<Served>, body: Bytes) -> Response {
-    match answer(served, body).await {
-        Ok(response) => response,
+async fn chat_completions(
+    State(served): State<Served>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match body.map_err(unreadable_body) {
+        Ok(body) => answer(served, body)
+            .await
+            .unwrap_or_else(|e| e.into_response()),
         Err(e) => e.into_response(),
     }
 }
@@ -409,8 +561,14 @@ async fn answer(served: Served, body: Bytes) -> Result<Response, ApiError> {
             },
         })
         .collect();
+    let id = format!("chatcmpl-{:016x}", fresh_seed());
     let (events, mut progress) = unbounded_channel();
-    if served.jobs.send(Job { requests, events }).is_err() {
+    let job = Job {
+        id: id.clone(),
+        requests,
+        events,
+    };
+    if served.jobs.send(job).is_err() {
         return Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -418,7 +576,6 @@ async fn answer(served: Served, body: Bytes) -> Result<Response, ApiError> {
             "the model worker has stopped".into(),
         ));
     }
-    let id = format!("chatcmpl-{:016x}", fresh_seed());
     if parsed.stream {
         return Ok(stream_response(served.clone(), parsed, id, progress).into_response());
     }
@@ -478,6 +635,8 @@ fn finish_reason(c: &Completion) -> &'static str {
     match c.finish {
         Finish::StopToken | Finish::StopString => "stop",
         Finish::Length => "length",
+        // Never sent: a dropped request has nobody to answer.
+        Finish::Dropped => "cancelled",
     }
 }
 
@@ -551,7 +710,14 @@ fn stream_response(
         let hold = parsed.stop.iter().map(String::len).max().unwrap_or(0);
         let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); parsed.n];
         let mut sent: Vec<usize> = vec![0; parsed.n];
-        while let Some(event) = progress.recv().await {
+        loop {
+            // The client gone (its body dropped), `progress` goes too: the worker drops
+            // the request at its next token.
+            let event = tokio::select! {
+                event = progress.recv() => event,
+                () = sender.closed() => return,
+            };
+            let Some(event) = event else { break };
             match event {
                 Progress::Token { index, token } => {
                     if served.model.stop_tokens.contains(&token) {
@@ -591,7 +757,9 @@ fn stream_response(
                     break;
                 }
                 Progress::Done(Err(message)) => {
-                    let body = json!({"error": {"message": message, "type": "server_error"}});
+                    let body = json!({
+                        "error": {"message": message, "type": "server_error", "param": Value::Null, "code": Value::Null}
+                    });
                     let _ = sender.send(Ok(Event::default().data(body.to_string())));
                     break;
                 }
@@ -600,4 +768,45 @@ fn stream_response(
         let _ = sender.send(Ok(Event::default().data("[DONE]")));
     });
     Sse::new(EventStream(receiver))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(n: usize) -> Job {
+        let request = Request {
+            prompt: vec![1, 2],
+            sampling: Sampling::greedy(),
+            max_new_tokens: 100,
+            seed: 0,
+            stop_strings: Vec::new(),
+            top_logprobs: 0,
+        };
+        Job {
+            id: "chatcmpl-00000000000000ab".into(),
+            requests: vec![request; n],
+            events: unbounded_channel().0,
+        }
+    }
+
+    fn dropped(tokens: usize) -> Completion {
+        Completion {
+            tokens: vec![7; tokens],
+            logprobs: vec![-1.0; tokens],
+            text: String::new(),
+            finish: Finish::Dropped,
+            top_logprobs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn clients_that_went_away_are_logged_with_what_they_cost() {
+        let lines = [
+            gone_before_its_turn(&job(1)),
+            gone_line(&job(1), &[dropped(3)]),
+            gone_line(&job(2), &[dropped(3), dropped(4)]),
+        ];
+        insta::assert_snapshot!(lines.join("\n"));
+    }
 }
