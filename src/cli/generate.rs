@@ -60,7 +60,7 @@ pub fn generate(args: &GenerateArgs, quiet: bool) -> std::io::Result<i32> {
 }
 
 fn try_generate(args: &GenerateArgs, quiet: bool) -> Result<(), LlmError> {
-    let source = ModelSource::parse(&args.model).map_err(LlmError::BadSource)?;
+    let source = ModelSource::parse(&args.model).map_err(|e| LlmError::BadSource(e.to_string()))?;
     let cwd = std::env::current_dir().map_err(|source| LlmError::Read {
         path: ".".into(),
         source,

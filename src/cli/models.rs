@@ -36,7 +36,7 @@ pub enum ModelsCommand {
 }
 
 fn fetched(source: &str, sha256: Option<&str>) -> Result<PathBuf, String> {
-    let parsed = ModelSource::parse(source)?;
+    let parsed = ModelSource::parse(source).map_err(|e| e.to_string())?;
     let here = std::env::current_dir().map_err(|e| e.to_string())?;
     fetch(&parsed, sha256, &here).map_err(|e| e.to_string())
 }

@@ -46,7 +46,7 @@ pub fn serve(args: &ServeArgs, quiet: bool) -> std::io::Result<i32> {
 }
 
 fn try_serve(args: &ServeArgs, quiet: bool) -> Result<(), String> {
-    let source = ModelSource::parse(&args.model)?;
+    let source = ModelSource::parse(&args.model).map_err(|e| e.to_string())?;
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let path = fetch(&source, args.sha256.as_deref(), &cwd).map_err(|e| e.to_string())?;
     let backend = resolve_backend(args.backend).map_err(|e: LlmError| e.to_string())?;
