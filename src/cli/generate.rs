@@ -44,7 +44,8 @@ pub struct GenerateArgs {
     /// Precision of weights and activations.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
-    /// Expected sha256 of the weights file.
+    /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source; a folder is
+    /// rejected, not left unchecked).
     #[arg(long)]
     pub sha256: Option<String>,
 }

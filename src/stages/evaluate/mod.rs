@@ -223,6 +223,9 @@ impl Stage for Evaluate {
         if params.attempts == 0 {
             problems.push(("attempts".into(), "must be at least 1".into()));
         }
+        if let Some(problem) = judge_model::timeout_problem(params.timeout_s) {
+            problems.push(("timeout_s".into(), problem));
+        }
         problems.extend(
             [
                 at_most("repeats", params.repeats, MAX_REPEATS, "runs"),

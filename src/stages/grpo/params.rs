@@ -102,7 +102,7 @@ pub struct Params {
     pub schedule: Schedule,
     #[serde(default)]
     pub weight_decay: f64,
-    /// Gradients are scaled down to this global norm; 0 turns clipping off.
+    /// Gradients are scaled down to this global norm (0 or more); 0 turns clipping off.
     #[serde(default = "default_max_grad_norm")]
     pub max_grad_norm: f64,
     /// The ratio is clipped to [1 - epsilon_low, 1 + epsilon_high].

@@ -43,7 +43,7 @@ pub enum SynthesisMode {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// How many dilemmas to produce (exactly).
+    /// How many dilemmas to produce (exactly; at most 1,000,000).
     #[serde(default = "default_count")]
     pub count: usize,
     /// Severity tiers, cycled row by row in this order.
