@@ -545,4 +545,21 @@ mod tests {
             "x"
         );
     }
+
+    /// `generate`, `serve` and `models fetch` reject a pin that cannot apply, as
+    /// `validate` does for a spec.
+    #[test]
+    fn a_pin_on_a_folder_is_an_error_when_fetching() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("m")).unwrap();
+        let pin = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+        let error = fetch(&ModelSource::Path("m".into()), Some(pin), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "`sha256` pins one weights file, but `path:m` is a folder"
+        );
+        assert!(fetch(&ModelSource::Path("m".into()), None, dir.path()).is_ok());
+    }
 }
