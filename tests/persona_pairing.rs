@@ -75,7 +75,7 @@ fn too_many_pairs_per_dilemma_is_an_error() {
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
-            .contains("asks for more pairs than the library's"),
+            .contains("asks for more pairs than the 38 curated pairs in the built-in library"),
         "{}",
         out.stderr
     );
@@ -92,6 +92,29 @@ fn needs_exactly_one_input() {
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("reads one table of dilemmas"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// More parties than a `library` file has personas is an error naming both numbers,
+/// never rows with fewer parties than asked.
+#[test]
+fn more_parties_than_personas_is_an_error() {
+    let ws = Workspace::new();
+    ws.write(
+        "personas.yaml",
+        "version: 1\ntheory: t\nvalues: [a, b]\npersonas:\n  - {id: x, name: X, values: [a], stance: s, priorities: []}\n  - {id: y, name: Y, values: [b], stance: s, priorities: []}\npairs:\n  - {a: x, b: y, axis: q}\n",
+    );
+    ws.write(
+        "spec.yaml",
+        &spec(2, "{library: personas.yaml, parties: 3}"),
+    );
+    let out = ws.accord(&["run", "spec.yaml"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`parties: 3` asks for more parties than the 2 personas in the `library`"),
         "{}",
         out.stderr
     );

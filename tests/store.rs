@@ -195,3 +195,32 @@ fn verify_rehashes_every_artifact() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("is corrupt"), "{}", out.stderr);
 }
+
+/// An empty `ACCORD_STORE` counts as unset: the default store, not an error about
+/// `--store`.
+#[test]
+fn an_empty_accord_store_means_the_default() {
+    let ws = Workspace::new();
+    ws.write("spec.yaml", PIPELINE);
+    let mut cmd = ws.command(&common::accord_bin(), &["run", "spec.yaml"]);
+    cmd.env("ACCORD_STORE", "");
+    let out = common::run(cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(ws.path().join(".accord/store").is_dir());
+}
+
+/// `verify` and `gc` where there is no store say so, and create none.
+#[test]
+fn verify_and_gc_without_a_store_say_so_and_create_nothing() {
+    let ws = Workspace::new();
+    let mut said = String::new();
+    for args in [&["verify"][..], &["gc"], &["gc", "--dry-run"]] {
+        let out = ws.accord(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert_eq!(out.stdout, "");
+        said.push_str(&out.stderr);
+    }
+    assert!(!ws.path().join(".accord").exists());
+    let said = said.replace(&ws.path().display().to_string(), "[WS]");
+    insta::assert_snapshot!("verify_and_gc_without_a_store", said);
+}

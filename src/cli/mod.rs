@@ -32,8 +32,9 @@ use crate::store::Store;
 #[derive(Debug, Parser)]
 #[command(name = "accord", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// The store folder [default: the nearest `.accord/` above the current directory].
-    #[arg(long, global = true, env = "ACCORD_STORE", value_name = "DIR")]
+    /// The store folder, or the environment variable `ACCORD_STORE` (an empty one counts
+    /// as unset) [default: the nearest `.accord/` above the current directory].
+    #[arg(long, global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
 
     /// Print no progress; results and errors still print.
@@ -236,7 +237,12 @@ fn set_environment_defaults() {
 /// Runs `cli` with the stage kinds in `registry`; library users call this with their own.
 pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
     let cwd = std::env::current_dir()?;
-    let store = Store::locate(cli.store.as_deref(), &cwd);
+    let explicit = cli.store.clone().or_else(|| {
+        std::env::var_os("ACCORD_STORE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let store = Store::locate(explicit.as_deref(), &cwd);
     match cli.command {
         Command::Run {
             spec,
@@ -316,6 +322,17 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
         Command::Models(command) => models::models(&command),
         Command::Schema { artifacts } => schema::schema(registry, artifacts),
     }
+}
+
+/// Says that `store` does not exist, so there is nothing to `what` (never creating it),
+/// and returns the exit code 1.
+pub(crate) fn no_store(store: &Store, what: &str) -> i32 {
+    anstream::eprintln!(
+        "{}: there is no store at `{}`, so nothing to {what}\n  = hint: `accord run SPEC` creates one; `--store DIR` or `ACCORD_STORE` names another",
+        crate::output::error_label(),
+        store.root().display()
+    );
+    1
 }
 
 /// Loads and plans a spec, or prints its errors and returns `None`.

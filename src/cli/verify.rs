@@ -7,6 +7,9 @@ use super::print;
 use crate::store::Store;
 
 pub fn verify(store: &Store) -> std::io::Result<i32> {
+    if !store.exists() {
+        return Ok(super::no_store(store, "verify"));
+    }
     let started = Instant::now();
     let crate::store::artifact::VerifyReport {
         entries,

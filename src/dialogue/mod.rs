@@ -15,7 +15,7 @@ pub mod templates;
 pub mod transcript;
 
 pub use answer::{Answering, answer_alone};
-pub use party::{Party, parties};
+pub use party::{MAX_PARTIES, Party, parties};
 pub use protocol::{AgreementCheck, AgreementKey, Context, DialogueKeyParts, Protocol};
 pub use settings::{Agreement, AllTurns, ContextTurns, DialogueSettings};
 pub use templates::Templates;

@@ -13,6 +13,10 @@ pub struct Party {
     pub profile: String,
 }
 
+/// The most parties a dialogue has: the bound on `rollout`'s `agents` and on the
+/// `parties` of `persona_pairing` and `grpo`.
+pub const MAX_PARTIES: usize = 26;
+
 /// Each input row's parties, one per agent: the pair's two personas, then
 /// `more_personas`.
 pub fn parties(input: &Input, agents: usize) -> Result<Vec<Vec<Party>>, StageError> {

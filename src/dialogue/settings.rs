@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::protocol::{AgreementCheck, Context, Protocol};
 use super::templates::Templates;
 use crate::llm::sampling::Sampling;
+use crate::stage::limits::{MAX_BATCH, MAX_REPEATS, MAX_TOKENS, at_most};
 
 /// How agreement is detected after each turn.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -138,6 +139,15 @@ impl DialogueSettings {
         if self.agreement == Agreement::Marker && self.marker.trim().is_empty() {
             problem("marker", "`agreement: marker` needs a marker");
         }
+        problems.extend(
+            [
+                at_most("max_turns", self.max_turns, MAX_REPEATS, "turns"),
+                at_most("max_new_tokens", self.max_new_tokens, MAX_TOKENS, "tokens"),
+                at_most("batch_size", self.batch_size, MAX_BATCH, "dialogues"),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         problems
     }
 

@@ -153,7 +153,7 @@ impl ModelHub {
         let source = spec.source.as_deref().ok_or_else(|| {
             LlmError::BadSource(format!("model `{name}` is an endpoint, not in-process"))
         })?;
-        let source = ModelSource::parse(source).map_err(LlmError::BadSource)?;
+        let source = ModelSource::parse(source).map_err(|e| LlmError::BadSource(e.to_string()))?;
         let path = fetch(&source, spec.sha256.as_deref(), &self.base)?;
         paths.insert(name.to_string(), path.clone());
         Ok(path)

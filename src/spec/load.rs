@@ -139,6 +139,7 @@ pub fn load_text(
                 error: SpecError::Syntax { message: e.message },
                 path: FieldPath::root(),
                 location: Some(e.location),
+                set: None,
                 width: 1,
             };
             return Err(invalid(text, vec![d]));
@@ -151,6 +152,7 @@ pub fn load_text(
                 error,
                 path: FieldPath::root(),
                 location: None,
+                set: Some(o.clone()),
                 width: 1,
             });
         }
@@ -161,6 +163,9 @@ pub fn load_text(
     let mut checker = Checker::new(&doc);
     let checked = checker.check(registry, dir);
     let mut diagnostics = checker.into_diagnostics();
+    for d in diagnostics.iter_mut().filter(|d| d.location.is_none()) {
+        d.set = overrides::source_of(&options.overrides, &d.path);
+    }
     diagnostics.sort_by_key(|d| {
         d.location.unwrap_or(Location {
             line: usize::MAX,

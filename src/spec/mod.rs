@@ -46,7 +46,8 @@ pub use crate::stage::Resources;
 pub struct Spec {
     /// Spec format version. This build reads version 1.
     pub version: u32,
-    /// The experiment's name, used in run records and reports.
+    /// The experiment's name, used in run records, reports and file names
+    /// (`NAME-report.html`): at most 100 bytes, without `/`, `\` or control characters.
     pub name: String,
     /// Root seed: each stage derives its own seed from it and the stage name.
     #[serde(default)]

@@ -2,7 +2,9 @@
 //!
 //! The value is read as YAML (`--set stages.train.with.lr=1e-5` sets a number,
 //! `--set name="'007'"` a string), so an overridden field is checked exactly like one
-//! written in the file. Overridden nodes carry no location; errors about them say `--set`.
+//! written in the file. Overridden nodes carry no location, nor does the key of a field
+//! set this way (an error about `needs` after `--set stages.x.needs=[]` must not point at
+//! the file's `needs:` line); [`source_of`] finds the argument an error is about.
 
 use super::document::{self, Entry, Node, NodeValue, Scalar};
 use super::error::SpecError;
@@ -61,14 +63,16 @@ pub fn apply(doc: &mut Node, text: &str) -> Result<(), SpecError> {
                         entries.len() - 1
                     }
                 };
+                if last {
+                    entries[position].key_span = Span::default();
+                }
                 &mut entries[position].value
             }
             Segment::Index(index) => {
+                let list = FieldPath(path.0[..i].to_vec());
+                let not_a_list = not_a_list(node, &list, *index);
                 let NodeValue::Sequence(items) = &mut node.value else {
-                    return Err(bad(&format!(
-                        "`{}` is not a list",
-                        FieldPath(path.0[..i].to_vec())
-                    )));
+                    return Err(bad(&not_a_list));
                 };
                 let len = items.len();
                 items.get_mut(*index).ok_or_else(|| {
@@ -82,6 +86,40 @@ pub fn apply(doc: &mut Node, text: &str) -> Result<(), SpecError> {
         }
     }
     unreachable!("a parsed path has at least one segment")
+}
+
+/// Why `--set LIST[index]=…` cannot replace an item of `node` (at `list`), which is not a
+/// list: it is not set at all, or it is something else.
+fn not_a_list(node: &Node, list: &FieldPath, index: usize) -> String {
+    let unset = node.type_name() == "null"
+        || (node.span == Span::default()
+            && matches!(&node.value, NodeValue::Mapping(e) if e.is_empty()));
+    if unset {
+        format!(
+            "`{list}` is not set, so it has no item {index} to replace; set the whole list, e.g. `--set {list}=[…]`"
+        )
+    } else {
+        format!("`{list}` is {}, not a list", node.type_name())
+    }
+}
+
+/// The `--set` argument (of `overrides`, applied in order) that set the field at `path`
+/// or a field around or inside it: the last one, as it is the one that holds.
+pub fn source_of(overrides: &[String], path: &FieldPath) -> Option<String> {
+    overrides
+        .iter()
+        .rev()
+        .find(|text| {
+            let Some(set) = text
+                .split_once('=')
+                .and_then(|(p, _)| FieldPath::parse(p.trim()))
+            else {
+                return false;
+            };
+            let n = set.0.len().min(path.0.len());
+            set.0[..n] == path.0[..n]
+        })
+        .cloned()
 }
 
 fn erase_spans(node: &mut Node) {

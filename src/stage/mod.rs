@@ -22,6 +22,7 @@ use serde_json::Value;
 pub mod cluster_resources;
 pub mod context;
 pub mod error;
+pub mod limits;
 
 pub use cluster_resources::Resources;
 pub use context::{Input, StageContext, output_dir};

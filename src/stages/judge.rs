@@ -29,6 +29,7 @@ use crate::judge::judge_model::{self, Asking};
 use crate::judge::reliability::{Reliability, at_temperature, reliability};
 use crate::judge::{Case, DIGITS, JudgeModel, Party, Rating, expectation, rubrics};
 use crate::seed::SeededRng;
+use crate::stage::limits::{MAX_BATCH, MAX_REPEATS, MAX_ROWS, MAX_TOKENS, at_most};
 use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
 use crate::store::row_cache::RowKey;
 use crate::table;
@@ -53,7 +54,7 @@ pub struct Params {
     /// A Jinja question replacing the built-in per-party satisfaction one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub satisfaction_file: Option<PathBuf>,
-    /// The CA score of a dialogue without agreement, given without asking the judge
+    /// The CA score (0–5) of a dialogue without agreement, given without asking the judge
     /// (the paper: 0); `null` asks the judge anyway.
     #[serde(default = "default_no_agreement_score")]
     pub no_agreement_score: Option<f64>,
@@ -238,6 +239,34 @@ impl Stage for Judge {
         if params.repeat_temperature.is_nan() || params.repeat_temperature <= 0.0 {
             problems.push(("repeat_temperature".into(), "must be above 0".into()));
         }
+        if let Some(score) = params.no_agreement_score
+            && !(0.0..=5.0).contains(&score)
+        {
+            problems.push((
+                "no_agreement_score".into(),
+                format!("{score} is not a Collective Agency score: scores are 0 to 5"),
+            ));
+        }
+        if params.attempts == 0 {
+            problems.push(("attempts".into(), "must be at least 1".into()));
+        }
+        problems.extend(
+            [
+                at_most(
+                    "rationale_tokens",
+                    params.rationale_tokens,
+                    MAX_TOKENS,
+                    "tokens",
+                ),
+                at_most("repeats", params.repeats, MAX_REPEATS, "ratings"),
+                at_most("repeat_sample", params.repeat_sample, MAX_ROWS, "dialogues"),
+                at_most("batch_size", params.batch_size, MAX_BATCH, "dialogues"),
+                at_most("concurrency", params.concurrency, MAX_BATCH, "requests"),
+                at_most("attempts", params.attempts as usize, MAX_REPEATS, "tries"),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         problems
     }
 

@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::judge::judge_model::{self, Asking};
 use crate::judge::{Case, JudgeModel, Verdict, Winner, rubrics};
 use crate::prompt::render;
+use crate::stage::limits::{MAX_BATCH, MAX_REPEATS, at_most};
 use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
 use crate::store::row_cache::RowKey;
 use crate::table;
@@ -125,10 +126,22 @@ impl Stage for JudgePairwise {
     }
 
     fn check_params(&self, params: &Params) -> Vec<(String, String)> {
-        judge_model::timeout_problem(params.timeout_s)
+        let mut problems: Vec<(String, String)> = judge_model::timeout_problem(params.timeout_s)
             .map(|problem| ("timeout_s".to_string(), problem))
             .into_iter()
-            .collect()
+            .collect();
+        if params.attempts == 0 {
+            problems.push(("attempts".into(), "must be at least 1".into()));
+        }
+        problems.extend(
+            [
+                at_most("batch_size", params.batch_size, MAX_BATCH, "pairs"),
+                at_most("attempts", params.attempts as usize, MAX_REPEATS, "tries"),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        problems
     }
 
     fn check_inputs(&self, _params: &Params, inputs: &[Upstream]) -> Result<(), String> {

@@ -18,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::persona_library::{self, Persona, PersonaLibrary};
+use crate::dialogue::MAX_PARTIES;
 use crate::seed::SeededRng;
 use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
 use crate::table;
@@ -123,10 +124,10 @@ impl Stage for PersonaPairing {
 
     fn check_params(&self, params: &Params) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if params.parties < 2 {
+        if params.parties < 2 || params.parties > MAX_PARTIES {
             problems.push((
                 "parties".into(),
-                "a negotiation needs at least 2 parties".into(),
+                format!("a negotiation needs 2 to {MAX_PARTIES} parties"),
             ));
         }
         if params.pairs_per_dilemma == 0 {
@@ -134,6 +135,10 @@ impl Stage for PersonaPairing {
                 "pairs_per_dilemma".into(),
                 "`pairs_per_dilemma` is 0, so the stage would produce nothing".into(),
             ));
+        }
+        // The built-in library is known now; a `library` file is checked when it is read.
+        if params.library.is_none() {
+            problems.extend(library_problems(params, PersonaLibrary::builtin()));
         }
         if !(params.temperature >= 0.0 && params.temperature.is_finite()) {
             problems.push((
@@ -177,21 +182,8 @@ impl Stage for PersonaPairing {
         let tiers = table::string_column(input, "tier")?;
         let domains = table::string_column(input, "domain")?;
         let texts = table::string_column(input, "text")?;
-        if params.strategy == Strategy::MaxConflict
-            && params.pairs_per_dilemma > library.pairs.len()
-        {
-            return Err(StageError::Failed(format!(
-                "`pairs_per_dilemma: {}` asks for more pairs than the library's {} curated ones",
-                params.pairs_per_dilemma,
-                library.pairs.len()
-            )));
-        }
-        let n = library.personas.len();
-        if params.strategy == Strategy::Random && params.pairs_per_dilemma > n * (n - 1) / 2 {
-            return Err(StageError::Failed(format!(
-                "`pairs_per_dilemma: {}` asks for more pairs than {n} personas make",
-                params.pairs_per_dilemma
-            )));
+        if let Some((_, problem)) = library_problems(params, &library).into_iter().next() {
+            return Err(StageError::Failed(problem));
         }
         ctx.progress.set_total(ids.len() as u64);
         let mut rows: Vec<Row> = Vec::with_capacity(ids.len() * params.pairs_per_dilemma);
@@ -226,6 +218,45 @@ impl Stage for PersonaPairing {
             ],
         )
     }
+}
+
+/// What `library` cannot supply: more pairs per dilemma than it has, or more parties than
+/// it has personas (which would silently give rows fewer parties than asked).
+fn library_problems(params: &Params, library: &PersonaLibrary) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let n = library.personas.len();
+    let which = if params.library.is_some() {
+        "the `library`"
+    } else {
+        "the built-in library"
+    };
+    let pairs = match params.strategy {
+        Strategy::MaxConflict => library.pairs.len(),
+        Strategy::Random => n * n.saturating_sub(1) / 2,
+    };
+    if params.pairs_per_dilemma > pairs {
+        let made = match params.strategy {
+            Strategy::MaxConflict => "curated pairs",
+            Strategy::Random => "distinct pairs its personas make",
+        };
+        problems.push((
+            "pairs_per_dilemma".into(),
+            format!(
+                "`pairs_per_dilemma: {}` asks for more pairs than the {pairs} {made} in {which}",
+                params.pairs_per_dilemma
+            ),
+        ));
+    }
+    if params.parties > n {
+        problems.push((
+            "parties".into(),
+            format!(
+                "`parties: {}` asks for more parties than the {n} personas in {which}",
+                params.parties
+            ),
+        ));
+    }
+    problems
 }
 
 /// The dilemma fields pairing looks at.

@@ -24,10 +24,11 @@ use serde_json::Value;
 
 use crate::dialogue::templates::{AGREEMENT, PROTOCOL, SUMMARY};
 use crate::dialogue::{
-    Agreement, AgreementKey, Dialogue, DialogueKeyParts, DialogueSettings, Party, Task, Templates,
-    parties,
+    Agreement, AgreementKey, Dialogue, DialogueKeyParts, DialogueSettings, MAX_PARTIES, Party,
+    Task, Templates, parties,
 };
 use crate::seed::SeededRng;
+use crate::stage::limits::{MAX_BATCH, at_most};
 use crate::stage::{Input, Resource, Stage, StageContext, StageError, Upstream};
 use crate::store::row_cache::RowKey;
 use crate::table;
@@ -235,14 +236,22 @@ impl Stage for Rollout {
                 "agents".into(),
                 "give either `model` or `agents`, not both".into(),
             )),
-            (None, Some(agents)) if agents.len() < 2 || agents.len() > 26 => {
-                problems.push(("agents".into(), "a negotiation needs 2 to 26 agents".into()))
-            }
+            (None, Some(agents)) if agents.len() < 2 || agents.len() > MAX_PARTIES => problems
+                .push((
+                    "agents".into(),
+                    format!("a negotiation needs 2 to {MAX_PARTIES} agents"),
+                )),
             _ => {}
         }
         if params.group_size == 0 {
             problems.push(("group_size".into(), "must be at least 1".into()));
         }
+        problems.extend(at_most(
+            "group_size",
+            params.group_size,
+            MAX_BATCH,
+            "dialogues per pair",
+        ));
         problems.extend(params.dialogue.problems());
         problems
     }

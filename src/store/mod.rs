@@ -95,6 +95,12 @@ impl Store {
         &self.root
     }
 
+    /// Whether the store has been created (by a run): commands that only read or clean
+    /// a store say there is none rather than create an empty one.
+    pub fn exists(&self) -> bool {
+        self.root.is_dir()
+    }
+
     /// The folder of the artifact with `key`.
     pub fn entry_dir(&self, key: &str) -> PathBuf {
         self.root.join("store").join(&key[..2]).join(key)

@@ -21,8 +21,13 @@ use crate::spec::{ModelSpec, StageSpec};
 use crate::stage::Resolved;
 
 impl Checker<'_> {
-    /// Each `needs` entry names another stage of this spec, once.
-    pub(super) fn check_needs(&mut self, stages: &IndexMap<String, StageSpec>) {
+    /// Each `needs` entry names another stage of this spec, once. A stage in
+    /// `declared` whose own entry has errors is not reported again here.
+    pub(super) fn check_needs(
+        &mut self,
+        stages: &IndexMap<String, StageSpec>,
+        declared: &[String],
+    ) {
         for (name, stage) in stages {
             let mut seen = BTreeSet::new();
             for (i, need) in stage.needs.iter().enumerate() {
@@ -37,7 +42,7 @@ impl Checker<'_> {
                         Place::Value,
                         SpecError::DuplicateNeed { need: need.clone() },
                     );
-                } else if !stages.contains_key(need) {
+                } else if !declared.contains(need) {
                     let known = stages.keys().filter(|k| *k != name).cloned().collect();
                     self.report(
                         path,

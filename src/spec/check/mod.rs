@@ -14,6 +14,7 @@ mod models;
 mod params;
 mod resources;
 mod serde_errors;
+mod spec_name;
 mod stages;
 
 use std::path::Path;
@@ -109,6 +110,7 @@ impl<'a> Checker<'a> {
             error,
             path,
             location,
+            set: None,
             width,
         });
     }
@@ -220,14 +222,27 @@ impl<'a> Checker<'a> {
             );
         }
         let name: Option<String> = self.typed(&root.key("name"));
+        if let Some(name) = &name {
+            self.check_spec_name(name);
+        }
         let seed: u64 = self.typed(&root.key("seed")).unwrap_or(0);
         let backend: Backend = self.typed(&root.key("backend")).unwrap_or_default();
         let executor: Executor = self.typed(&root.key("executor")).unwrap_or_default();
         let resources = self.check_resources(&root.key("resources"));
-        let models = self.check_models();
+        let (models, declared_models) = self.check_models(dir);
         let stages_path = root.key("stages");
         let mut stages: IndexMap<String, StageSpec> = IndexMap::new();
         let mut params: IndexMap<String, Resolved> = IndexMap::new();
+        // Every stage written, including those with errors of their own: naming one is
+        // not reported again as naming no stage.
+        let declared_stages: Vec<String> = self
+            .doc
+            .at(&stages_path)
+            .and_then(Node::as_mapping)
+            .unwrap_or(&[])
+            .iter()
+            .map(|e| e.key.clone())
+            .collect();
         if self.expect_mapping(&stages_path, "a mapping of stage names to stages") {
             // Borrowed from the document, not from `self`, so checks can report meanwhile.
             let doc = self.doc;
@@ -249,17 +264,16 @@ impl<'a> Checker<'a> {
         } else if self.doc.get("stages").is_some_and(is_null) {
             self.report_no_stages(&stages_path);
         }
-        self.check_needs(&stages);
+        self.check_needs(&stages, &declared_stages);
         let graph = self.check_graph(registry, &stages, &params, &models);
-        let known_models: Vec<String> = models.keys().cloned().collect();
         for (name, resolved) in &params {
             let Some(kind) = stages.get(name).and_then(|s| registry.get(&s.kind)) else {
                 continue;
             };
-            self.check_stage_models(name, kind.as_ref(), resolved, &models, &known_models);
+            self.check_stage_models(name, kind.as_ref(), resolved, &models, &declared_models);
             self.check_stage_inputs(name, kind.as_ref(), resolved, &stages);
         }
-        self.check_model_sources(&models, &stages);
+        self.check_model_sources(&models, &stages, &declared_stages);
         let ablations = self.check_ablations(&stages);
         let spec = Spec {
             version: version? as u32,

@@ -105,17 +105,23 @@ impl Checker<'_> {
                         );
                     }
                     for resource in kind.resources(&params) {
-                        if let Resource::File { field, path: file } = resource
-                            && !dir.join(&file).exists()
-                        {
-                            self.report(
-                                with_path.join(&FieldPath::parse(&field).unwrap_or_default()),
-                                Place::Value,
-                                SpecError::MissingFile {
-                                    path: file.display().to_string(),
-                                },
-                            );
-                        }
+                        let Resource::File { field, path: file } = resource else {
+                            continue;
+                        };
+                        let found = dir.join(&file);
+                        let path = file.display().to_string();
+                        let error = if !found.exists() {
+                            SpecError::MissingFile { path }
+                        } else if found.is_dir() {
+                            SpecError::NotAFile { path }
+                        } else {
+                            continue;
+                        };
+                        self.report(
+                            with_path.join(&FieldPath::parse(&field).unwrap_or_default()),
+                            Place::Value,
+                            error,
+                        );
                     }
                     resolved = Some(params);
                 }

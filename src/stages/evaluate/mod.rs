@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::dialogue::DialogueSettings;
 use crate::dialogue::templates::{AGREEMENT, PROTOCOL, SINGLE_AGENT, SUMMARY};
 use crate::judge::{judge_model, rubrics};
+use crate::stage::limits::{MAX_REPEATS, MAX_ROWS, at_most};
 use crate::stage::{Resource, Stage, StageContext, StageError, Upstream};
 use crate::stats;
 use crate::table;
@@ -219,6 +220,21 @@ impl Stage for Evaluate {
         if params.items == Some(0) {
             problems.push(("items".into(), "must be at least 1".into()));
         }
+        if params.attempts == 0 {
+            problems.push(("attempts".into(), "must be at least 1".into()));
+        }
+        if let Some(problem) = judge_model::timeout_problem(params.timeout_s) {
+            problems.push(("timeout_s".into(), problem));
+        }
+        problems.extend(
+            [
+                at_most("repeats", params.repeats, MAX_REPEATS, "runs"),
+                at_most("items", params.items.unwrap_or(0), MAX_ROWS, "items"),
+                at_most("attempts", params.attempts as usize, MAX_REPEATS, "tries"),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         if params
             .models
             .iter()

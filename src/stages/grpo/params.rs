@@ -5,6 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::dialogue::DialogueSettings;
+use crate::dialogue::MAX_PARTIES;
+use crate::stage::limits::{MAX_BATCH, MAX_REPEATS, MAX_ROWS, at_most};
 use crate::train::advantage::AdvantageScale;
 use crate::train::lora::{self, LoraSpec};
 use crate::train::objective::{Aggregation, Objective};
@@ -100,7 +102,7 @@ pub struct Params {
     pub schedule: Schedule,
     #[serde(default)]
     pub weight_decay: f64,
-    /// Gradients are scaled down to this global norm; 0 turns clipping off.
+    /// Gradients are scaled down to this global norm (0 or more); 0 turns clipping off.
     #[serde(default = "default_max_grad_norm")]
     pub max_grad_norm: f64,
     /// The ratio is clipped to [1 - epsilon_low, 1 + epsilon_high].
@@ -258,11 +260,46 @@ impl Params {
         at_least_one("opponent_refresh", params.opponent_refresh);
         at_least_one("inner_steps", params.inner_steps);
         at_least_one("micro_batch", params.micro_batch);
-        if params.parties < 2 {
+        if params.parties < 2 || params.parties > MAX_PARTIES {
             problems.push((
                 "parties".into(),
-                "a negotiation needs at least 2 parties".into(),
+                format!("a negotiation needs 2 to {MAX_PARTIES} parties"),
             ));
+        }
+        problems.extend(
+            [
+                at_most("steps", params.steps, MAX_ROWS, "steps"),
+                at_most("batch_prompts", params.batch_prompts, MAX_BATCH, "pairs"),
+                at_most(
+                    "group_size",
+                    params.group_size,
+                    MAX_BATCH,
+                    "dialogues per pair",
+                ),
+                at_most("inner_steps", params.inner_steps, MAX_REPEATS, "updates"),
+                at_most("max_resamples", params.max_resamples, MAX_REPEATS, "rounds"),
+                at_most("micro_batch", params.micro_batch, MAX_BATCH, "turns"),
+                at_most("warmup_steps", params.warmup_steps, MAX_ROWS, "steps"),
+                at_most(
+                    "lora.rank",
+                    params.lora.as_ref().map_or(0, |l| l.rank),
+                    MAX_BATCH,
+                    "dimensions",
+                ),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        for (field, value) in [
+            ("weight_decay", params.weight_decay),
+            ("max_grad_norm", params.max_grad_norm),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                problems.push((
+                    field.into(),
+                    format!("`{field}` is {value}, but must be 0 or more"),
+                ));
+            }
         }
         if !(params.lr.is_finite() && params.lr > 0.0) {
             problems.push(("lr".into(), "must be a number above 0".into()));

@@ -20,6 +20,7 @@ pub mod dilemma_library;
 pub mod llm;
 pub mod templates;
 
+use crate::stage::limits::{MAX_BATCH, MAX_REPEATS, MAX_ROWS, MAX_TOKENS, at_most};
 use crate::stage::{Resource, Stage, StageContext, StageError};
 use crate::table;
 use dilemma_library::{DilemmaLibrary, Tier};
@@ -42,7 +43,7 @@ pub enum SynthesisMode {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// How many dilemmas to produce (exactly).
+    /// How many dilemmas to produce (exactly; at most 1,000,000).
     #[serde(default = "default_count")]
     pub count: usize,
     /// Severity tiers, cycled row by row in this order.
@@ -240,6 +241,24 @@ impl Stage for PromptSynthesis {
         if params.max_attempts == 0 {
             problems.push(("max_attempts".into(), "must be at least 1".into()));
         }
+        if params.batch_size == 0 {
+            problems.push(("batch_size".into(), "must be at least 1".into()));
+        }
+        problems.extend(
+            [
+                at_most("count", params.count, MAX_ROWS, "dilemmas"),
+                at_most(
+                    "max_new_tokens",
+                    params.max_new_tokens,
+                    MAX_TOKENS,
+                    "tokens",
+                ),
+                at_most("max_attempts", params.max_attempts, MAX_REPEATS, "attempts"),
+                at_most("batch_size", params.batch_size, MAX_BATCH, "rows"),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         if !(params.heldout_share > 0.0 && params.heldout_share < 1.0) {
             problems.push(("heldout_share".into(), "must be in (0, 1)".into()));
         }

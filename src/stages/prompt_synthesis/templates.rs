@@ -29,10 +29,14 @@ pub fn synthesise(
             (*tier, templates)
         })
         .collect();
-    // Fail up front when some tier cannot supply its share of distinct dilemmas.
+    // Fail up front when some tier cannot supply its share of distinct dilemmas. Row i
+    // takes tier i % k, so the j-th listed tier gets count / k rows, one more when j is
+    // below count % k (counted, not walked row by row).
     let mut needed: BTreeMap<Tier, u128> = BTreeMap::new();
-    for i in 0..params.count {
-        *needed.entry(by_tier[i % by_tier.len()].0).or_default() += 1;
+    let k = by_tier.len();
+    for (j, (tier, _)) in by_tier.iter().enumerate() {
+        let share = params.count / k + usize::from(j < params.count % k);
+        *needed.entry(*tier).or_default() += share as u128;
     }
     for (tier, needed) in needed {
         let (_, templates) = by_tier
@@ -61,7 +65,7 @@ pub fn synthesise(
         let (tier, templates) = &by_tier[i % by_tier.len()];
         let usable =
             |text: &str| !seen.contains(text) && params.split.holds(text, params.heldout_share);
-        let Some((template, text)) = draw(templates, ctx.seed, i, usable) else {
+        let Some((template, text)) = draw(templates, ctx.seed, i, usable, ctx)? else {
             return Err(StageError::Failed(format!(
                 "the dilemma library ran out of distinct `{tier}` dilemmas in `split: {}` after {i} rows; lower `count` or use a larger `library`",
                 serde_json::to_value(params.split)
@@ -87,12 +91,15 @@ pub fn synthesise(
 }
 
 /// Draws row `i`'s template and a text `usable` accepts; `None` when no combination is.
+/// The walk over every combination checks for cancellation as it goes: a large library
+/// can take longer than a second to walk.
 fn draw<'a>(
     templates: &[&'a Template],
     seed: u64,
     i: usize,
     usable: impl Fn(&str) -> bool,
-) -> Option<(&'a Template, String)> {
+    ctx: &StageContext,
+) -> Result<Option<(&'a Template, String)>, StageError> {
     let index = (i as u64).to_le_bytes();
     for attempt in 0u32..64 {
         let mut rng = SeededRng::new(seed, &[b"dilemma", &index, &attempt.to_le_bytes()]);
@@ -100,7 +107,7 @@ fn draw<'a>(
         let choices: Vec<usize> = template.slot_sizes().map(|n| rng.below(n)).collect();
         let text = template.fill(&choices);
         if usable(&text) {
-            return Some((template, text));
+            return Ok(Some((template, text)));
         }
     }
     // Nearly exhausted: walk every combination from a seeded starting point.
@@ -108,6 +115,9 @@ fn draw<'a>(
     let mut rng = SeededRng::new(seed, &[b"dilemma-walk", &index]);
     let start = ((rng.next_u64() as u128) << 64 | rng.next_u64() as u128) % total;
     for step in 0..total {
+        if step % 4096 == 0 {
+            ctx.check_cancelled()?;
+        }
         let mut flat = (start + step) % total;
         for template in templates {
             if flat >= template.capacity() {
@@ -121,10 +131,10 @@ fn draw<'a>(
             }
             let text = template.fill(&choices);
             if usable(&text) {
-                return Some((template, text));
+                return Ok(Some((template, text)));
             }
             break;
         }
     }
-    None
+    Ok(None)
 }
