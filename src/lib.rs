@@ -11,6 +11,7 @@ pub mod caught_panic;
 pub mod cli;
 pub mod dialogue;
 pub mod exec;
+pub mod file_kind;
 pub mod judge;
 pub mod llm;
 pub mod output;

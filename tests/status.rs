@@ -84,3 +84,29 @@ fn status_reads_no_parquet() {
     assert_eq!(out.stdout.matches("\"fresh\"").count(), 2, "{}", out.stdout);
     assert_eq!(ws.accord(&["verify"]).code, 1);
 }
+
+/// A model file that is a device is reported as such, never read: `/dev/zero` would be
+/// hashed forever.
+#[test]
+fn a_device_as_model_file_is_named_not_read() {
+    let ws = Workspace::new();
+    ws.write(
+        "spec.yaml",
+        &format!(
+            "{PIPELINE}  talk:\n    kind: rollout\n    needs: [pairs]\n    with: {{model: m}}\n\
+             models:\n  m: {{source: 'path:/dev/zero'}}\n"
+        ),
+    );
+    // The same data stages without the rollout: stored, so the rollout is keyed.
+    ws.write("data.yaml", PIPELINE);
+    let out = ws.accord(&["run", "data.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = ws.accord(&["status", "spec.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("`/dev/zero` is a character device, not a regular file"),
+        "{}",
+        out.stdout
+    );
+}

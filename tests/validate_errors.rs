@@ -515,6 +515,22 @@ fn a_folder_where_a_file_belongs() {
     insta::assert_snapshot!("folder_not_file", errors_in(ws.path(), &text, &[]));
 }
 
+/// A field that names a file but names a device, a FIFO or a socket says so: the file's
+/// content enters the stage's key, and `/dev/zero` never ends nor a FIFO begins.
+#[test]
+fn a_device_where_a_file_belongs() {
+    let ws = Workspace::new();
+    let fifo = std::ffi::CString::new(ws.path().join("fifo").display().to_string()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates a file.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let text = format!(
+        "{HEAD}stages:\n  d: {{kind: prompt_synthesis, with: {{library: /dev/zero}}}}\n  \
+         p: {{kind: persona_pairing, needs: [d], with: {{library: fifo}}}}\n  \
+         q: {{kind: persona_pairing, needs: [d], with: {{library: /dev/null}}}}\n"
+    );
+    insta::assert_snapshot!("device_not_file", errors_in(ws.path(), &text, &[]));
+}
+
 /// Errors about a value given with `--set` point at that argument, never at the line
 /// the file had before; a list item of an unset list says the list is not set.
 #[test]

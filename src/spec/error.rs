@@ -92,9 +92,12 @@ pub enum SpecError {
     MissingFile {
         path: String,
     },
-    /// A field that names a file names a folder.
+    /// A field that names a file names a folder, a device, a FIFO or a socket.
     NotAFile {
         path: String,
+        /// What it is instead: "a folder", "a character device", … (see
+        /// [`crate::file_kind`]).
+        found: &'static str,
     },
     BadOverride {
         text: String,
@@ -167,7 +170,7 @@ impl fmt::Display for SpecError {
             SpecError::InvalidModel { message, .. } => write!(f, "invalid model: {message}"),
             SpecError::BadInputs { message } => write!(f, "unusable inputs: {message}"),
             SpecError::MissingFile { path } => write!(f, "file `{path}` does not exist"),
-            SpecError::NotAFile { path } => write!(f, "`{path}` is a folder, not a file"),
+            SpecError::NotAFile { path, found } => write!(f, "`{path}` is {found}, not a file"),
             // Rendered at the argument itself (`--set TEXT: error: …`), so not repeated.
             SpecError::BadOverride { message, .. } => write!(f, "{message}"),
         }
@@ -319,7 +322,8 @@ impl SpecError {
             SpecError::InvalidModel { .. } => "a model has either `source:` (in-process weights) or `endpoint:` and `model:` (an OpenAI-compatible server)".into(),
             SpecError::BadInputs { .. } => "change this stage's `needs`".into(),
             SpecError::MissingFile { .. } => "check the path; relative paths start at the spec file's folder".into(),
-            SpecError::NotAFile { .. } => "name a file inside that folder".into(),
+            SpecError::NotAFile { found: "a folder", .. } => "name a file inside that folder".into(),
+            SpecError::NotAFile { .. } => "name a regular file: its content enters the stage's key, and a device, FIFO or socket has no fixed content".into(),
             SpecError::BadOverride { .. } => "write the field path with dots, e.g. `--set stages.train.with.lr=1e-5`".into(),
         }
     }

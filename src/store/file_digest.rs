@@ -2,7 +2,8 @@
 //! memoised by path, size and mtime so that gigabytes are not re-hashed on every run.
 //!
 //! A `touch` changes the mtime, so the file is hashed again — and since its content is
-//! unchanged, so is its digest and every key that includes it.
+//! unchanged, so is its digest and every key that includes it. Only regular files are
+//! hashed: a device or FIFO (`/dev/zero`) would be read forever.
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::artifact::{Stamp, digest_file};
 use super::{Store, StoreError, io_at, write_atomic};
+use crate::file_kind::not_regular;
 
 #[derive(Serialize, Deserialize)]
 struct Memo {
@@ -19,9 +21,17 @@ struct Memo {
 }
 
 impl Store {
-    /// blake3 of the file at `path`, from the memo when its size and mtime are unchanged.
+    /// blake3 of the regular file at `path`, from the memo when its size and mtime are
+    /// unchanged.
     pub fn file_digest(&self, path: &Path) -> Result<String, StoreError> {
         let absolute = std::path::absolute(path).map_err(io_at(path))?;
+        let meta = std::fs::metadata(&absolute).map_err(io_at(path))?;
+        if let Some(found) = not_regular(&meta) {
+            return Err(StoreError::NotAFile {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
         let stamp = Stamp::of(&absolute).map_err(io_at(path))?;
         let name = blake3::hash(absolute.to_string_lossy().as_bytes()).to_hex();
         let memo_path = self

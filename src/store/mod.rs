@@ -54,6 +54,9 @@ pub enum StoreError {
     },
     #[error("artifact `{path}` is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    /// A file to hash is a folder, device, FIFO or socket (see [`crate::file_kind`]).
+    #[error("`{path}` is {found}, not a regular file")]
+    NotAFile { path: PathBuf, found: &'static str },
 }
 
 /// Attaches the path to an I/O error.

@@ -13,6 +13,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::{Checker, Place, is_null};
+use crate::file_kind::not_regular;
 use crate::registry::Registry;
 use crate::spec::StageSpec;
 use crate::spec::error::SpecError;
@@ -108,14 +109,13 @@ impl Checker<'_> {
                         let Resource::File { field, path: file } = resource else {
                             continue;
                         };
-                        let found = dir.join(&file);
                         let path = file.display().to_string();
-                        let error = if !found.exists() {
-                            SpecError::MissingFile { path }
-                        } else if found.is_dir() {
-                            SpecError::NotAFile { path }
-                        } else {
-                            continue;
+                        let error = match std::fs::metadata(dir.join(&file)) {
+                            Err(_) => SpecError::MissingFile { path },
+                            Ok(meta) => match not_regular(&meta) {
+                                Some(found) => SpecError::NotAFile { path, found },
+                                None => continue,
+                            },
                         };
                         self.report(
                             with_path.join(&FieldPath::parse(&field).unwrap_or_default()),
