@@ -531,6 +531,14 @@ fn a_device_where_a_file_belongs() {
     insta::assert_snapshot!("device_not_file", errors_in(ws.path(), &text, &[]));
 }
 
+/// What the end of the file leaves open (an unclosed `[`) is reported at the end of the
+/// last line, which the excerpt can show, not on a line after it.
+#[test]
+fn unclosed_at_the_end_of_the_file() {
+    let text = format!("{HEAD}stages:\n  d: {{kind: prompt_synthesis, with: {{tiers: [everyday\n");
+    insta::assert_snapshot!("unclosed_at_the_end", errors(&text));
+}
+
 /// Errors about a value given with `--set` point at that argument, never at the line
 /// the file had before; a list item of an unset list says the list is not set.
 #[test]

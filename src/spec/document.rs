@@ -259,6 +259,19 @@ fn to_location(marker: saphyr_parser::Marker) -> Location {
     }
 }
 
+/// `location`, or the end of the last line when it is past it: the parser reports what
+/// the end of the text left open (an unclosed `[`) at the line after the last, which has
+/// nothing to show.
+fn within(text: &str, location: Location) -> Location {
+    match text.lines().enumerate().last() {
+        Some((i, last)) if location.line > i + 1 => Location {
+            line: i + 1,
+            column: last.chars().count() + 1,
+        },
+        _ => location,
+    }
+}
+
 fn to_span(span: saphyr_parser::Span) -> Span {
     Span::new(to_location(span.start), to_location(span.end))
 }
@@ -272,7 +285,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut documents = 0;
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|e| SyntaxError {
-            location: to_location(*e.marker()),
+            location: within(text, to_location(*e.marker())),
             message: e.info().to_string(),
         })?;
         let span = to_span(span);
@@ -511,5 +524,19 @@ mod tests {
     fn syntax_errors_are_located() {
         let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.location.line >= 1);
+    }
+
+    /// What the end of the text leaves open is reported at the end of the last line, not
+    /// at a line after it that an excerpt cannot show.
+    #[test]
+    fn syntax_errors_at_the_end_are_on_the_last_line() {
+        let err = parse("a: 1\nb: [unclosed\n").unwrap_err();
+        assert_eq!(
+            err.location,
+            Location {
+                line: 2,
+                column: 13
+            }
+        );
     }
 }
