@@ -539,6 +539,38 @@ fn unclosed_at_the_end_of_the_file() {
     insta::assert_snapshot!("unclosed_at_the_end", errors(&text));
 }
 
+/// A value of an ablation axis that does not fit its field is reported at that value
+/// under `ablations` (in the variant that uses it), and an axis path that cannot be set
+/// at its key (or, for ablations given with `--set`, at that argument): never as a
+/// `--set` argument nobody typed.
+#[test]
+fn ablation_values_are_located_in_the_file() {
+    let ws = Workspace::new();
+    let stages = "stages:\n  d: {kind: prompt_synthesis, with: {count: 4}}\n";
+    ws.write(
+        "value.yaml",
+        &format!(
+            "{HEAD}{stages}ablations:\n  count: {{stages.d.with.count: [2, -1]}}\n  seeds: [1, 2]\n"
+        ),
+    );
+    ws.write(
+        "path.yaml",
+        &format!("{HEAD}{stages}ablations:\n  tiers: {{'stages.d.with.tiers[3]': [everyday]}}\n"),
+    );
+    let mut all = String::new();
+    let set = "ablations={c: {stages.d.with.count: [3, -5]}}";
+    for args in [
+        &["validate", "value.yaml"][..],
+        &["validate", "path.yaml"],
+        &["validate", "value.yaml", "--set", set],
+    ] {
+        let out = ws.accord(args);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        all.push_str(&out.stderr);
+    }
+    insta::assert_snapshot!("ablation_values", all);
+}
+
 /// Errors about a value given with `--set` point at that argument, never at the line
 /// the file had before; a list item of an unset list says the list is not set.
 #[test]

@@ -408,11 +408,12 @@ pub(crate) fn plans_or_report(
                 }
                 plans.push(plan);
             }
-            Err(failure) => {
+            Err(mut failure) => {
+                failure.locate_overrides(&options.overrides, &variant.written_at);
                 let mut stderr = anstream::stderr();
                 writeln!(
                     stderr,
-                    "in variant `{}`, whose values come from `ablations` (shown as `--set`):",
+                    "in variant `{}`, whose settings come from `ablations`:",
                     variant.name
                 )?;
                 write!(

@@ -95,6 +95,72 @@ impl LoadFailure {
     }
 }
 
+impl LoadFailure {
+    /// Points the errors about overrides whose values are written in the spec itself at
+    /// those values, instead of at a `--set` argument nobody typed. `overrides` are an
+    /// ablation variant's settings, then the command line's: `overrides[i]` for `i` below
+    /// `written_at.len()` comes from the value at `written_at[i]` (under `ablations`). An
+    /// override that cannot be applied at all is pointed at its field path's key; when the
+    /// ablations themselves were given with `--set`, at that argument.
+    pub fn locate_overrides(&mut self, overrides: &[String], written_at: &[FieldPath]) {
+        let LoadFailure::Invalid {
+            text, diagnostics, ..
+        } = self
+        else {
+            return;
+        };
+        let Ok(mut doc) = document::parse(text) else {
+            return;
+        };
+        let command_line = &overrides[written_at.len().min(overrides.len())..];
+        for o in command_line {
+            // Only to erase the places of what the command line replaced; its errors
+            // were reported already.
+            let _ = overrides::apply(&mut doc, o);
+        }
+        for d in diagnostics.iter_mut().filter(|d| d.location.is_none()) {
+            let Some(i) = d
+                .set
+                .as_ref()
+                .and_then(|set| overrides.iter().rposition(|o| o == set))
+            else {
+                continue;
+            };
+            let Some(at) = written_at.get(i) else {
+                continue;
+            };
+            let span = match d.error {
+                SpecError::BadOverride { .. } => doc.key_span(&at.parent()),
+                _ => doc.at(at).map(|node| node.span),
+            };
+            let Some(span) = span.filter(|s| s.start.line > 0) else {
+                d.set = overrides::source_of(command_line, at).or(d.set.take());
+                continue;
+            };
+            if let SpecError::BadOverride { message, .. } = &d.error {
+                d.path = at.parent();
+                d.error = SpecError::InvalidValue {
+                    message: message.clone(),
+                    expected: "a path such as `stages.train.with.lr`".into(),
+                };
+            }
+            d.location = Some(span.start);
+            d.set = None;
+            d.width = if span.end.line == span.start.line {
+                span.end.column.saturating_sub(span.start.column).max(1)
+            } else {
+                1
+            };
+        }
+        diagnostics.sort_by_key(|d| {
+            d.location.unwrap_or(Location {
+                line: usize::MAX,
+                column: 0,
+            })
+        });
+    }
+}
+
 /// Reads, overrides and checks the spec at `file`.
 pub fn load(
     file: &Path,

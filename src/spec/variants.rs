@@ -11,6 +11,7 @@
 
 use serde_json::Value;
 
+use super::path::FieldPath;
 use super::{AblationAxis, Spec};
 
 /// The axis whose values are seeds.
@@ -27,6 +28,9 @@ pub struct Variant {
     pub name: String,
     /// `path=value` overrides, the value as YAML (JSON).
     pub overrides: Vec<String>,
+    /// Where each override's value is written in the spec (`ablations.AXIS.PATH[i]`), so
+    /// that an error about it points there.
+    pub written_at: Vec<FieldPath>,
     /// The root seed of the stages that sample from a model, when the `seeds` axis sets it.
     pub seed: Option<u64>,
 }
@@ -47,11 +51,14 @@ pub fn variants(spec: &Spec) -> Vec<Variant> {
     let mut grid = vec![Variant {
         name: String::new(),
         overrides: Vec::new(),
+        written_at: Vec::new(),
         seed: None,
     }];
     for (axis, values) in &spec.ablations {
-        // Each setting of this axis: its label, overrides and seed.
-        let settings: Vec<(String, Vec<String>, Option<u64>)> = match values {
+        // Each setting of this axis: its label, overrides (with where each value is
+        // written) and seed.
+        type Setting = (String, Vec<(String, FieldPath)>, Option<u64>);
+        let settings: Vec<Setting> = match values {
             AblationAxis::Values(seeds) => seeds
                 .iter()
                 .map(|s| {
@@ -70,7 +77,14 @@ pub fn variants(spec: &Spec) -> Vec<Variant> {
                         let overrides = fields
                             .iter()
                             .filter(|(path, _)| path.as_str() != NAME_KEY)
-                            .map(|(path, values)| format!("{path}={}", values[i]))
+                            .map(|(path, values)| {
+                                let at = FieldPath::root()
+                                    .key("ablations")
+                                    .key(axis.clone())
+                                    .key(path.clone())
+                                    .index(i);
+                                (format!("{path}={}", values[i]), at)
+                            })
                             .collect();
                         (
                             format!("{axis}={}", first.unwrap_or_default()),
@@ -90,7 +104,18 @@ pub fn variants(spec: &Spec) -> Vec<Variant> {
                     } else {
                         format!("{},{name}", variant.name)
                     },
-                    overrides: variant.overrides.iter().chain(overrides).cloned().collect(),
+                    overrides: variant
+                        .overrides
+                        .iter()
+                        .chain(overrides.iter().map(|(o, _)| o))
+                        .cloned()
+                        .collect(),
+                    written_at: variant
+                        .written_at
+                        .iter()
+                        .chain(overrides.iter().map(|(_, at)| at))
+                        .cloned()
+                        .collect(),
                     seed: seed.or(variant.seed),
                 })
             })
@@ -127,6 +152,10 @@ mod tests {
             ]
         );
         assert_eq!(all[0].seed, Some(1));
+        assert_eq!(
+            all[0].written_at[2].to_string(),
+            "ablations.mode.stages.t.with.mode[0]"
+        );
         assert_eq!(all[7].name, "kl=0.04,mode=single_agent,seed=2");
         let named = variants(&self::spec(
             "  setting: {name: [paper, no_kl], stages.t.with.kl_beta: [0.0, 0.04]}\n",
