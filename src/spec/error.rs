@@ -27,6 +27,10 @@ pub enum SpecError {
         message: String,
         expected: String,
     },
+    /// A number that is not finite or does not fit a 32-bit float, as written.
+    NotFinite {
+        value: String,
+    },
     UnknownVariant {
         value: String,
         expected: Vec<String>,
@@ -97,6 +101,12 @@ impl fmt::Display for SpecError {
                 write!(f, "wrong type: found {found}, expected {expected}")
             }
             SpecError::InvalidValue { message, .. } => write!(f, "invalid value: {message}"),
+            // A number too large for a float (`1e39`, `1e400`), not a YAML special (`.inf`).
+            SpecError::NotFinite { value } if value.parse::<f64>().is_ok() => write!(
+                f,
+                "`{value}` is out of range: a spec's numbers fit a 32-bit float"
+            ),
+            SpecError::NotFinite { value } => write!(f, "`{value}` is not a finite number"),
             SpecError::UnknownVariant { value, .. } => write!(f, "unknown value `{value}`"),
             SpecError::MissingField { field } => write!(f, "missing required field `{field}`"),
             SpecError::UnsupportedVersion { found } => {
@@ -145,6 +155,7 @@ impl SpecError {
             SpecError::UnknownField { .. } => "unknown-field",
             SpecError::WrongType { .. } => "wrong-type",
             SpecError::InvalidValue { .. } => "invalid-value",
+            SpecError::NotFinite { .. } => "not-finite",
             SpecError::UnknownVariant { .. } => "unknown-variant",
             SpecError::MissingField { .. } => "missing-field",
             SpecError::UnsupportedVersion { .. } => "unsupported-version",
@@ -171,6 +182,7 @@ impl SpecError {
             SpecError::UnknownField { expected, .. } => one_of(expected),
             SpecError::WrongType { expected, .. } => expected.clone(),
             SpecError::InvalidValue { expected, .. } => expected.clone(),
+            SpecError::NotFinite { .. } => "a finite number between -3.4e38 and 3.4e38".into(),
             SpecError::UnknownVariant { expected, .. } => one_of(expected),
             SpecError::MissingField { field } => format!("a value for `{field}`"),
             SpecError::UnsupportedVersion { .. } => "`version: 1`".into(),
@@ -219,6 +231,7 @@ impl SpecError {
                 }
             }
             SpecError::InvalidValue { .. } => "see `schemas/pipeline.schema.json` for the allowed values".into(),
+            SpecError::NotFinite { .. } => "no field can use `.nan`, `.inf` or a number beyond ±3.4e38; write a finite value (`schemas/pipeline.schema.json` describes each field)".into(),
             SpecError::UnknownVariant { value, expected } => match closest(value, expected) {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("use {}", one_of(expected)),

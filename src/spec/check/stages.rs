@@ -71,6 +71,7 @@ impl Checker<'_> {
         let with = match self.doc.at(&with_path) {
             None => Some(Value::Object(Default::default())),
             Some(node) if is_null(node) => Some(Value::Object(Default::default())),
+            // A number JSON cannot hold was reported where it is (see `numbers`).
             Some(_) if self.expect_mapping(&with_path, "a mapping of parameters") => {
                 self.doc.at(&with_path).and_then(|n| n.to_json().ok())
             }
