@@ -3,10 +3,11 @@
 //! [`Checker`] holds the spanned document and the diagnostics found so far; its methods
 //! are spread over this folder by concept (numbers JSON cannot hold, models, stages and
 //! their parameters, `needs` and the stage graph, ablations, cluster resources, reading
-//! serde's error messages), and [`Checker::check`] here runs them in order. Every check reports what it finds and
-//! carries on, so one run lists every error; a part that could not be read is left out of
-//! the typed [`Spec`], never guessed. This module does not parse YAML (see
-//! [`super::document`]), apply `--set` (see [`super::overrides`]) or plan anything.
+//! serde's error messages), and [`Checker::check`] here runs them in order. Every check
+//! reports what it finds and carries on, so one run lists every error; a part that could
+//! not be read is left out of the typed [`Spec`], never guessed. This module does not
+//! parse YAML (see [`super::document`]), apply `--set` (see [`super::overrides`]) or plan
+//! anything.
 
 mod ablations;
 mod dependencies;
