@@ -336,3 +336,35 @@ fn the_shipped_ablation_spec_runs() {
         );
     }
 }
+
+/// A value holding `,` or `"` is quoted in its variant's name, so `--variant` picks
+/// exactly the variant `validate` and `dag` name, and `status` reads it back.
+#[test]
+fn variant_names_quote_values_that_hold_separators() {
+    let ws = Workspace::new();
+    ws.write(
+        "spec.yaml",
+        "version: 1\nname: quoted\nstages:\n  dilemmas:\n    kind: prompt_synthesis\n    with: {count: 2}\n\
+         ablations:\n  tiers: {stages.dilemmas.with.tiers: [[everyday], [professional, everyday]]}\n",
+    );
+    let names = [
+        r#"tiers="[\"everyday\"]""#,
+        r#"tiers="[\"professional\",\"everyday\"]""#,
+    ];
+    let out = ws.accord(&["dag", "spec.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for name in names {
+        assert!(out.stdout.contains(name), "{name} in {}", out.stdout);
+    }
+    let out = ws.accord(&["run", "spec.yaml", "--variant", names[1]]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = ws.accord(&["status", "spec.yaml", "--json"]);
+    let states: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let fresh: Vec<(&str, &str)> = states
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["variant"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(fresh, [(names[0], "missing"), (names[1], "fresh")]);
+}

@@ -460,3 +460,33 @@ fn with_field(base: &str, stage: &str, field: &str, value: &str) -> (String, usi
     lines.insert(at, format!("      {field}: {value}"));
     (lines.join("\n") + "\n", at + 1)
 }
+
+/// Repeated settings on an axis (the `seeds` list included), two axes setting one field
+/// (or one inside the other) and axis names that would not read back from variant names
+/// are errors at the place written.
+#[test]
+fn ablation_axes_name_variants_uniquely() {
+    let text = format!(
+        "{HEAD}stages:\n  d: {{kind: prompt_synthesis}}\n\
+         ablations:\n  \
+         count: {{stages.d.with.count: [2, 4, 2]}}\n  \
+         again: {{stages.d.with.count: [8, 16]}}\n  \
+         whole: {{stages.d.with: [{{count: 1}}]}}\n  \
+         \"a,b\": {{stages.d.with.split: [train, heldout]}}\n  \
+         seeds: [1, 2, 1]\n"
+    );
+    insta::assert_snapshot!("ablation_names", errors(&text));
+}
+
+/// One-at-a-time settings zip several paths whose own lists repeat values; that is not
+/// a repeated setting.
+#[test]
+fn zipped_settings_may_share_values_on_one_path() {
+    let text = format!(
+        "{HEAD}stages:\n  d: {{kind: prompt_synthesis}}\n\
+         ablations:\n  \
+         one_at_a_time: {{name: [base, more, heldout], stages.d.with.count: [2, 4, 2], stages.d.with.split: [train, train, heldout]}}\n  \
+         seeds: [1, 2]\n"
+    );
+    assert_eq!(codes(&text), Vec::<&str>::new());
+}

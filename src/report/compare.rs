@@ -17,6 +17,7 @@ use super::columns::{floats, strings, u32s};
 use serde::Serialize;
 
 use crate::seed::SeededRng;
+use crate::spec::variants::settings_of;
 use crate::stats::{self, Interval, Summary};
 
 /// One variant's output of one `evaluate` stage.
@@ -97,15 +98,6 @@ pub struct Comparison {
     pub settings: Vec<String>,
     pub baseline: Option<String>,
     pub metrics: Vec<ComparedMetric>,
-}
-
-/// The `axis=value` pairs of a variant name.
-fn settings_of(variant: &str) -> Vec<(String, String)> {
-    variant
-        .split(',')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(axis, value)| (axis.to_string(), value.to_string()))
-        .collect()
 }
 
 /// Each item's mean over repeats for (model, metric): item → mean.

@@ -81,6 +81,23 @@ pub enum SpecError {
         text: String,
         message: String,
     },
+    /// An ablation axis name that would not read back from variant names.
+    InvalidAxisName {
+        name: String,
+    },
+    /// Setting `index` of an ablation axis repeats setting `first` (0-based), which would
+    /// run the same variant twice under two names.
+    DuplicateSetting {
+        axis: String,
+        label: String,
+        first: usize,
+    },
+    /// Two ablation paths set the same field (or one field inside the other).
+    OverlappingAblationPaths {
+        path: String,
+        other_axis: String,
+        other_path: String,
+    },
 }
 
 /// A step of a dependency cycle that goes through a model: `stage` uses `model`, which
@@ -143,6 +160,31 @@ impl fmt::Display for SpecError {
             SpecError::BadOverride { text, message } => {
                 write!(f, "bad `--set {text}`: {message}")
             }
+            SpecError::InvalidAxisName { name } => {
+                write!(
+                    f,
+                    "axis name `{name}` would not read back from variant names"
+                )
+            }
+            SpecError::DuplicateSetting { axis, label, first } => write!(
+                f,
+                "axis `{axis}` lists `{label}` twice (first as item {first})"
+            ),
+            SpecError::OverlappingAblationPaths {
+                path,
+                other_axis,
+                other_path,
+            } if path == other_path => {
+                write!(f, "`{path}` is also set by axis `{other_axis}`")
+            }
+            SpecError::OverlappingAblationPaths {
+                path,
+                other_axis,
+                other_path,
+            } => write!(
+                f,
+                "`{path}` overlaps `{other_path}`, which axis `{other_axis}` sets"
+            ),
         }
     }
 }
@@ -169,6 +211,9 @@ impl SpecError {
             SpecError::BadInputs { .. } => "bad-inputs",
             SpecError::MissingFile { .. } => "missing-file",
             SpecError::BadOverride { .. } => "bad-override",
+            SpecError::InvalidAxisName { .. } => "invalid-axis-name",
+            SpecError::DuplicateSetting { .. } => "duplicate-setting",
+            SpecError::OverlappingAblationPaths { .. } => "overlapping-ablation-paths",
         }
     }
 
@@ -206,6 +251,16 @@ impl SpecError {
             SpecError::BadInputs { .. } => return None,
             SpecError::MissingFile { .. } => "a path relative to the spec's folder".into(),
             SpecError::BadOverride { .. } => "`--set path.to.field=value`".into(),
+            SpecError::InvalidAxisName { .. } => {
+                "a name of letters, digits, `_`, `-` and `.` (and not `seed` beside a `seeds` axis)"
+                    .into()
+            }
+            SpecError::DuplicateSetting { .. } => {
+                "each setting once: a repeat runs the same variant twice".into()
+            }
+            SpecError::OverlappingAblationPaths { .. } => {
+                "each field set by one axis: variants of two axes that set it would clash".into()
+            }
         })
     }
 
@@ -266,6 +321,9 @@ impl SpecError {
             SpecError::BadInputs { .. } => "change this stage's `needs`".into(),
             SpecError::MissingFile { .. } => "check the path; relative paths start at the spec file's folder".into(),
             SpecError::BadOverride { .. } => "write the field path with dots, e.g. `--set stages.train.with.lr=1e-5`".into(),
+            SpecError::InvalidAxisName { .. } => "rename the axis, e.g. `kl_beta`: variants are named `axis=value` joined by commas".into(),
+            SpecError::DuplicateSetting { .. } => "remove the repeat".into(),
+            SpecError::OverlappingAblationPaths { .. } => "to vary the field together with the other axis's, list both paths in one axis (paths within an axis are zipped); otherwise remove one".into(),
         }
     }
 }
