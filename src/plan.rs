@@ -272,5 +272,15 @@ mod tests {
             })
         );
         assert!(Plan::new(loaded(), &Registry::builtin()).is_ok());
+        let messages = [
+            PlanError::Unresolved { stage: "d".into() },
+            PlanError::UnknownKind {
+                stage: "d".into(),
+                kind: "prompt_synthesis".into(),
+            },
+        ]
+        .map(|e| e.to_string())
+        .join("\n");
+        insta::assert_snapshot!("plan_errors", messages);
     }
 }

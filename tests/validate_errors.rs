@@ -490,3 +490,31 @@ fn zipped_settings_may_share_values_on_one_path() {
     );
     assert_eq!(codes(&text), Vec::<&str>::new());
 }
+
+/// `evaluate` names its judge when a suite asks one (the baseline judges only when the
+/// spec says so) and resamples its intervals at least once.
+#[test]
+fn evaluate_names_its_judge_and_resamples() {
+    let text = format!(
+        "{HEAD}models:\n  base: {{source: \"path:m\"}}\n  other: {{source: \"path:o\"}}\nstages:\n  \
+         d: {{kind: prompt_synthesis, with: {{split: heldout}}}}\n  \
+         p: {{kind: persona_pairing, needs: [d]}}\n  \
+         eval:\n    kind: evaluate\n    needs: [p]\n    with: {{models: [other], baseline: base, resamples: 0}}\n"
+    );
+    insta::assert_snapshot!("evaluate_judge_and_resamples", errors(&text));
+    // Named, the baseline may judge, even when `models` lists it too; the general suite
+    // asks no judge.
+    for with in [
+        "{models: [other], baseline: base, judge: base}",
+        "{models: [base, other], baseline: base, judge: base}",
+        "{models: [other], baseline: base, suites: [general]}",
+    ] {
+        let text = format!(
+            "{HEAD}models:\n  base: {{source: \"path:m\"}}\n  other: {{source: \"path:o\"}}\nstages:\n  \
+             d: {{kind: prompt_synthesis, with: {{split: heldout}}}}\n  \
+             p: {{kind: persona_pairing, needs: [d]}}\n  \
+             eval:\n    kind: evaluate\n    needs: [p]\n    with: {with}\n"
+        );
+        assert_eq!(codes(&text), Vec::<&str>::new(), "{with}");
+    }
+}

@@ -27,6 +27,11 @@ pub enum SpecError {
         message: String,
         expected: String,
     },
+    /// A parameter left out whose default this stage cannot use.
+    UnusableDefault {
+        field: String,
+        message: String,
+    },
     /// A number that is not finite or does not fit a 32-bit float, as written.
     NotFinite {
         value: String,
@@ -118,6 +123,12 @@ impl fmt::Display for SpecError {
                 write!(f, "wrong type: found {found}, expected {expected}")
             }
             SpecError::InvalidValue { message, .. } => write!(f, "invalid value: {message}"),
+            SpecError::UnusableDefault { field, message } => {
+                write!(
+                    f,
+                    "`{field}` is not set, and its default will not do: {message}"
+                )
+            }
             // A number too large for a float (`1e39`, `1e400`), not a YAML special (`.inf`).
             SpecError::NotFinite { value } if value.parse::<f64>().is_ok() => write!(
                 f,
@@ -197,6 +208,7 @@ impl SpecError {
             SpecError::UnknownField { .. } => "unknown-field",
             SpecError::WrongType { .. } => "wrong-type",
             SpecError::InvalidValue { .. } => "invalid-value",
+            SpecError::UnusableDefault { .. } => "unusable-default",
             SpecError::NotFinite { .. } => "not-finite",
             SpecError::UnknownVariant { .. } => "unknown-variant",
             SpecError::MissingField { .. } => "missing-field",
@@ -227,6 +239,7 @@ impl SpecError {
             SpecError::UnknownField { expected, .. } => one_of(expected),
             SpecError::WrongType { expected, .. } => expected.clone(),
             SpecError::InvalidValue { expected, .. } => expected.clone(),
+            SpecError::UnusableDefault { field, .. } => format!("`{field}` set explicitly"),
             SpecError::NotFinite { .. } => "a finite number between -3.4e38 and 3.4e38".into(),
             SpecError::UnknownVariant { expected, .. } => one_of(expected),
             SpecError::MissingField { field } => format!("a value for `{field}`"),
@@ -286,6 +299,9 @@ impl SpecError {
                 }
             }
             SpecError::InvalidValue { .. } => "see `schemas/pipeline.schema.json` for the allowed values".into(),
+            SpecError::UnusableDefault { field, .. } => {
+                format!("add `{field}: …` to this stage's `with`")
+            }
             SpecError::NotFinite { .. } => "no field can use `.nan`, `.inf` or a number beyond ±3.4e38; write a finite value (`schemas/pipeline.schema.json` describes each field)".into(),
             SpecError::UnknownVariant { value, expected } => match closest(value, expected) {
                 Some(best) => format!("did you mean `{best}`?"),

@@ -17,7 +17,7 @@ use crate::registry::Registry;
 use crate::spec::StageSpec;
 use crate::spec::error::SpecError;
 use crate::spec::path::FieldPath;
-use crate::stage::{Resolved, Resource, StageKind, Upstream};
+use crate::stage::{Resolved, StageKind, Upstream};
 
 /// The fields of a stage.
 const STAGE_FIELDS: &[&str] = &["kind", "needs", "with", "resources"];
@@ -96,21 +96,24 @@ impl Checker<'_> {
             match kind.resolve(with.clone()) {
                 Ok(params) => {
                     for (field, message) in kind.check_params(&params) {
-                        self.report(
-                            with_path.join(&FieldPath::parse(&field).unwrap_or_default()),
-                            Place::Value,
+                        let path = with_path.join(&FieldPath::parse(&field).unwrap_or_default());
+                        // A field left out holds its default: the fix is to write one.
+                        let error = if self.doc.at(&path).is_none() {
+                            SpecError::UnusableDefault { field, message }
+                        } else {
                             SpecError::InvalidValue {
                                 message,
                                 expected: "a value this stage can use".into(),
-                            },
-                        );
+                            }
+                        };
+                        self.report(path, Place::Value, error);
                     }
                     for resource in kind.resources(&params) {
-                        if let Resource::File { field, path: file } = resource
-                            && !dir.join(&file).exists()
+                        if let Some((field, file)) = resource.file()
+                            && !dir.join(file).exists()
                         {
                             self.report(
-                                with_path.join(&FieldPath::parse(&field).unwrap_or_default()),
+                                with_path.join(&FieldPath::parse(field).unwrap_or_default()),
                                 Place::Value,
                                 SpecError::MissingFile {
                                     path: file.display().to_string(),
