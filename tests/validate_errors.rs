@@ -251,19 +251,7 @@ fn every_error_is_reported_even_with_other_errors() {
 #[test]
 fn errors_in_set_overrides_say_so() {
     let text = format!("{HEAD}stages:\n  d: {{kind: prompt_synthesis}}\n");
-    let options = LoadOptions {
-        overrides: vec!["stages.d.with.count=lots".into()],
-    };
-    let rendered = match load_text(
-        Path::new("spec.yaml"),
-        Path::new("."),
-        text,
-        &options,
-        &registry(),
-    ) {
-        Err(f) => f.render(false),
-        Ok(_) => panic!("expected an error"),
-    };
+    let rendered = errors_in(Path::new("."), &text, &["stages.d.with.count=lots"]);
     insta::assert_snapshot!("override_error", rendered);
 }
 
@@ -543,19 +531,7 @@ fn non_finite_numbers_are_located() {
     let text = format!(
         "{HEAD}stages:\n  d:\n    kind: prompt_synthesis\n  p:\n    kind: persona_pairing\n    needs: [d]\n    with:\n      pairs_per_dilemma: .nan\n      temperature: 1e39\n"
     );
-    let options = LoadOptions {
-        overrides: vec!["stages.d.with.count=-.inf".into()],
-    };
-    let rendered = match load_text(
-        Path::new("spec.yaml"),
-        Path::new("."),
-        text,
-        &options,
-        &registry(),
-    ) {
-        Err(f) => f.render(false),
-        Ok(_) => panic!("expected errors"),
-    };
+    let rendered = errors_in(Path::new("."), &text, &["stages.d.with.count=-.inf"]);
     insta::assert_snapshot!("not_finite", rendered);
 }
 
