@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let registry = Registry::builtin();
     let loaded =
         load(&spec, &LoadOptions::default(), &registry).map_err(|failure| failure.render(false))?;
-    let plan = Plan::new(loaded, &registry);
+    let plan = Plan::new(loaded, &registry)?;
     let store = Store::locate(None, &std::env::current_dir()?);
     let index = plan
         .index_of(&stage)

@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &registry,
     )
     .map_err(|failure| failure.render(false))?;
-    let plan = Plan::new(loaded, &registry);
+    let plan = Plan::new(loaded, &registry)?;
     let store = Store::locate(Some(&dir.join(".accord")), &dir);
     let summary = exec::run(
         &plan,

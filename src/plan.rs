@@ -45,6 +45,20 @@ pub struct Plan {
     pub variant: Option<String>,
 }
 
+/// Why a [`LoadedSpec`] cannot be planned: it was checked with another registry, or put
+/// together by hand rather than by [`crate::spec::load`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "stage `{stage}` has kind `{kind}`, which this registry does not have; hint: plan with the registry the spec was loaded with"
+    )]
+    UnknownKind { stage: String, kind: String },
+    #[error(
+        "stage `{stage}` has no resolved parameters; hint: load the spec with `accord::spec::load`, which resolves every stage's"
+    )]
+    Unresolved { stage: String },
+}
+
 /// How `accord dag` draws the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DagFormat {
@@ -56,8 +70,8 @@ pub enum DagFormat {
 impl Plan {
     /// Lays out the stages of a checked spec in the order its stage graph gives (see
     /// [`crate::spec::graph`]; nothing is sorted here); `registry` must be the one it was
-    /// checked with.
-    pub fn new(loaded: LoadedSpec, registry: &Registry) -> Plan {
+    /// checked with, else a stage's kind may be unknown to it.
+    pub fn new(loaded: LoadedSpec, registry: &Registry) -> Result<Plan, PlanError> {
         let graph = &loaded.graph;
         let mut position = vec![0; loaded.spec.stages.len()];
         for (pos, i) in graph.order().iter().enumerate() {
@@ -65,12 +79,21 @@ impl Plan {
         }
         let mut placed: Vec<Option<PlannedStage>> = vec![None; position.len()];
         for (i, (name, spec)) in loaded.spec.stages.iter().enumerate() {
+            let kind = registry
+                .get(&spec.kind)
+                .ok_or_else(|| PlanError::UnknownKind {
+                    stage: name.clone(),
+                    kind: spec.kind.clone(),
+                })?;
+            let params = loaded
+                .params
+                .get(name)
+                .ok_or_else(|| PlanError::Unresolved {
+                    stage: name.clone(),
+                })?;
             placed[position[i]] = Some(PlannedStage {
-                kind: registry
-                    .get(&spec.kind)
-                    .expect("kinds were checked")
-                    .clone(),
-                params: loaded.params[name].clone(),
+                kind: kind.clone(),
+                params: params.clone(),
                 needs: graph.needs(i).iter().map(|d| position[*d]).collect(),
                 after: graph.waits_for(i).iter().map(|d| position[*d]).collect(),
                 seed: derive_stage_seed(loaded.spec.seed, name),
@@ -83,12 +106,12 @@ impl Plan {
             &loaded.dir,
             loaded.spec.backend,
         ));
-        Plan {
+        Ok(Plan {
             loaded,
             stages,
             models,
             variant: None,
-        }
+        })
     }
 
     /// Gives the stages that sample from a model seeds derived from `seed` instead of the
@@ -210,4 +233,54 @@ impl Plan {
 
 fn quote(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::spec::{LoadOptions, load_text};
+
+    fn loaded() -> LoadedSpec {
+        let text = "version: 1\nname: t\nstages:\n  d: {kind: prompt_synthesis}\n";
+        load_text(
+            Path::new("spec.yaml"),
+            Path::new("."),
+            text.into(),
+            &LoadOptions::default(),
+            &Registry::builtin(),
+        )
+        .unwrap()
+    }
+
+    /// A spec put together by hand, or planned with another registry, is an error for the
+    /// library's caller, not a panic.
+    #[test]
+    fn a_stage_without_parameters_or_kind_is_an_error() {
+        let mut missing = loaded();
+        missing.params.clear();
+        assert_eq!(
+            Plan::new(missing, &Registry::builtin()).err(),
+            Some(PlanError::Unresolved { stage: "d".into() })
+        );
+        assert_eq!(
+            Plan::new(loaded(), &Registry::empty()).err(),
+            Some(PlanError::UnknownKind {
+                stage: "d".into(),
+                kind: "prompt_synthesis".into()
+            })
+        );
+        assert!(Plan::new(loaded(), &Registry::builtin()).is_ok());
+        let messages = [
+            PlanError::Unresolved { stage: "d".into() },
+            PlanError::UnknownKind {
+                stage: "d".into(),
+                kind: "prompt_synthesis".into(),
+            },
+        ]
+        .map(|e| e.to_string())
+        .join("\n");
+        insta::assert_snapshot!("plan_errors", messages);
+    }
 }

@@ -162,7 +162,7 @@ fn compare_shows_variants_with_intervals_and_paired_differences() {
         "version: 1\nname: compared\nseed: 2\nmodels:\n  base:\n    source: {model}\nstages:\n  \
          heldout_dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 3, split: heldout}}\n  \
          heldout:\n    kind: persona_pairing\n    needs: [heldout_dilemmas]\n  \
-         eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [base], baseline: base, \
+         eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [base], baseline: base, judge: base, \
          suites: [collective_agency], repeats: 2, items: 3, max_new_tokens: 6, resamples: 200}}\n\
          ablations:\n  temperature: {{stages.eval.with.temperature: [0.5, 1.0]}}\n"
     );
@@ -259,6 +259,28 @@ fn compare_shows_variants_with_intervals_and_paired_differences() {
     let delta = &rows[1]["delta"];
     assert!(delta["ci"]["low"].as_f64().unwrap() <= delta["mean"].as_f64().unwrap());
     assert_eq!(delta["items"], 6);
+    // Each interval is the one the stage printed and stored, at its own `resamples: 200`.
+    for row in rows {
+        let variant = row["variant"].as_str().unwrap();
+        let out = ws.accord(&[
+            "show",
+            "spec.yaml",
+            "eval",
+            "--path",
+            "--backend",
+            "flex",
+            "--variant",
+            variant,
+        ]);
+        let stored =
+            common::parquet_metadata(&ws.path().join(out.stdout.trim()), "accord.evaluation")
+                .unwrap();
+        let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(stored[0]["metric"], row["metric"]);
+        assert_eq!(stored[0]["ci"], row["ci"], "{variant}");
+    }
+    let out = ws.accord(&["compare", "spec.yaml", "--resamples", "0"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
 
     let out = ws.accord(&[
         "compare",
@@ -302,7 +324,7 @@ fn the_shipped_ablation_spec_runs() {
         "stages.heldout_dilemmas.with.count=2".into(),
         "stages.self_play.with={policy: policy, judge: policy, steps: 1, batch_prompts: 1, group_size: 2, max_turns: 3, max_new_tokens: 4, agreement: marker, parties: 3}".into(),
         "stages.single_agent.with={policy: policy, judge: policy, mode: single_agent, steps: 1, batch_prompts: 1, group_size: 2, max_new_tokens: 4}".into(),
-        "stages.eval.with={models: [self_play_trained, single_agent_trained], baseline: policy, repeats: 1, items: 1, max_turns: 2, max_new_tokens: 4, agreement: marker, suites: [collective_agency, conflict_resolution]}".into(),
+        "stages.eval.with={models: [self_play_trained, single_agent_trained], baseline: policy, judge: policy, repeats: 1, items: 1, max_turns: 2, max_new_tokens: 4, agreement: marker, suites: [collective_agency, conflict_resolution]}".into(),
     ];
     for set in &sets {
         args.push("--set".into());
@@ -335,4 +357,36 @@ fn the_shipped_ablation_spec_runs() {
             out.stdout
         );
     }
+}
+
+/// A value holding `,` or `"` is quoted in its variant's name, so `--variant` picks
+/// exactly the variant `validate` and `dag` name, and `status` reads it back.
+#[test]
+fn variant_names_quote_values_that_hold_separators() {
+    let ws = Workspace::new();
+    ws.write(
+        "spec.yaml",
+        "version: 1\nname: quoted\nstages:\n  dilemmas:\n    kind: prompt_synthesis\n    with: {count: 2}\n\
+         ablations:\n  tiers: {stages.dilemmas.with.tiers: [[everyday], [professional, everyday]]}\n",
+    );
+    let names = [
+        r#"tiers="[\"everyday\"]""#,
+        r#"tiers="[\"professional\",\"everyday\"]""#,
+    ];
+    let out = ws.accord(&["dag", "spec.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for name in names {
+        assert!(out.stdout.contains(name), "{name} in {}", out.stdout);
+    }
+    let out = ws.accord(&["run", "spec.yaml", "--variant", names[1]]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = ws.accord(&["status", "spec.yaml", "--json"]);
+    let states: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let fresh: Vec<(&str, &str)> = states
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["variant"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(fresh, [(names[0], "missing"), (names[1], "fresh")]);
 }

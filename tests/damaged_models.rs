@@ -122,17 +122,56 @@ fn a_truncated_gguf_file_is_named_as_truncated() {
     );
 }
 
+/// A copy of the tiny Hugging Face fixture in `ws` under `name`.
+fn copy_fixture(ws: &Workspace, name: &str) {
+    let from = Path::new(FIXTURES).join("qwen2-tied");
+    std::fs::create_dir_all(ws.path().join(name)).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), ws.path().join(name).join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_truncated_safetensors_file_is_named() {
+    let ws = Workspace::new();
+    copy_fixture(&ws, "cut");
+    let weights = ws.path().join("cut/model.safetensors");
+    let whole = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &whole[..whole.len() * 6 / 10]).unwrap();
+    every_command_rejects(
+        &ws,
+        "path:cut",
+        &["model.safetensors", "is not a readable safetensors file"],
+    );
+}
+
+#[test]
+fn weights_that_do_not_fit_the_config_name_the_tensor() {
+    let ws = Workspace::new();
+    copy_fixture(&ws, "wide");
+    let config = ws.read("wide/config.json");
+    let hidden = number_after(&config, "hidden_size");
+    ws.write(
+        "wide/config.json",
+        &replace_number(&config, "hidden_size", hidden * 2),
+    );
+    every_command_rejects(
+        &ws,
+        "path:wide",
+        &[
+            "tensor `model.embed_tokens.weight` has shape",
+            "configuration",
+        ],
+    );
+}
+
 #[test]
 fn a_config_with_zero_attention_heads_names_the_field() {
     let ws = Workspace::new();
-    let from = Path::new(FIXTURES).join("qwen2-tied");
-    std::fs::create_dir_all(ws.path().join("zero")).unwrap();
-    for entry in std::fs::read_dir(&from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), ws.path().join("zero").join(entry.file_name())).unwrap();
-    }
+    copy_fixture(&ws, "zero");
     let config = ws.read("zero/config.json");
-    let edited = regex_replace_number(&config, "num_attention_heads", 0);
+    let edited = replace_number(&config, "num_attention_heads", 0);
     assert_ne!(edited, config);
     ws.write("zero/config.json", &edited);
     every_command_rejects(
@@ -145,8 +184,16 @@ fn a_config_with_zero_attention_heads_names_the_field() {
     );
 }
 
+/// The number after `"key":` in `text`.
+fn number_after(text: &str, key: &str) -> u64 {
+    let needle = format!("\"{key}\":");
+    let rest = text[text.find(&needle).unwrap() + needle.len()..].trim_start();
+    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap();
+    rest[..end].parse().unwrap()
+}
+
 /// `text` with the number after `"key":` replaced by `value`.
-fn regex_replace_number(text: &str, key: &str, value: u64) -> String {
+fn replace_number(text: &str, key: &str, value: u64) -> String {
     let needle = format!("\"{key}\":");
     let start = text.find(&needle).unwrap() + needle.len();
     let rest = &text[start..];

@@ -19,7 +19,7 @@ fn spec(model: &str, heldout_split: &str, evaluate: &str) -> String {
          temperature: 1.0, top_p: 1.0, agreement: marker, lr: 0.01}}\n  \
          heldout_dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 2, {heldout_split}}}\n  \
          heldout:\n    kind: persona_pairing\n    needs: [heldout_dilemmas]\n  \
-         eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [trained], baseline: base, \
+         eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [trained], baseline: base, judge: base, \
          {evaluate}}}\n"
     )
 }

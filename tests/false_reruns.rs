@@ -168,3 +168,96 @@ fn set_overrides_are_keyed_like_file_edits() {
     ]);
     assert_eq!(out.stdout.trim(), "1 ran, 1 cached");
 }
+
+#[test]
+fn a_library_file_identical_to_the_built_in_reruns_nothing() {
+    let ws = fresh_workspace();
+    ws.write("personas.yaml", accord::stages::persona_library::BUILTIN);
+    ws.write(
+        "spec.yaml",
+        &PIPELINE.replace(
+            "      temperature: 0.00001\n",
+            "      temperature: 0.00001\n      library: personas.yaml\n",
+        ),
+    );
+    assert_eq!(run(&ws, "spec.yaml"), "0 ran, 2 cached");
+}
+
+/// A rollout judged in-process by the tiny fixture model; `rollout` and `judge` add
+/// their `with` fields.
+fn judged(rollout: &str, judge: &str) -> String {
+    format!(
+        "version: 1\nname: judged\nseed: 3\nmodels:\n  policy:\n    source: path:tiny\nstages:\n  \
+         dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 1}}\n  \
+         pairs:\n    kind: persona_pairing\n    needs: [dilemmas]\n  \
+         dialogues:\n    kind: rollout\n    needs: [pairs]\n    with: {{model: policy, group_size: 1, \
+         max_turns: 2, max_new_tokens: 4, agreement: marker{rollout}}}\n  \
+         scores:\n    kind: judge\n    needs: [dialogues]\n    with: {{model: policy, rationale_tokens: 0{judge}}}\n"
+    )
+}
+
+fn keys(ws: &Workspace) -> Vec<String> {
+    let out = ws.accord(&["status", "spec.yaml", "--backend", "flex", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let states: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    states
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Request settings of an in-process judge, a default written out (the agreement model
+/// a rollout uses anyway) and a rubric file holding the built-in rubric change no key;
+/// a spec that writes none of them keeps the keys it had before they were normalised.
+#[test]
+fn endpoint_settings_and_spelled_defaults_of_an_in_process_judge_rerun_nothing() {
+    let ws = Workspace::new();
+    common::tiny_long_context(&ws);
+    ws.write("spec.yaml", &judged("", ""));
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.stdout, "4 ran, 0 cached\n", "{}", out.stderr);
+    let before = keys(&ws);
+    // As keyed before spelled defaults and endpoint settings were normalised (the
+    // rollout's key holds no number a backend computes; the judge's depends on the
+    // dialogues' bytes, so its parameters are pinned instead).
+    assert_eq!(
+        before[2],
+        "1beb8ed4645db810a0bb922dcc317347dfc8eeb3318dd1d2de0ad0652958161b"
+    );
+    let sidecar = ws.path().join(format!(
+        ".accord/keys/{}/{}.json",
+        &before[3][..2],
+        before[3]
+    ));
+    let parts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sidecar).unwrap()).unwrap();
+    assert_eq!(
+        parts["params"].to_string(),
+        r#"{"attempts":4,"batch_size":16,"concurrency":4,"model":"policy","no_agreement_score":0.0,"rationale_tokens":0,"repeat_sample":32,"repeat_temperature":1.0,"repeats":0,"timeout_s":120.0}"#
+    );
+
+    ws.write("rubric.jinja", accord::judge::rubrics::COLLECTIVE_AGENCY);
+    ws.write(
+        "spec.yaml",
+        &judged(
+            ", agreement_model: policy",
+            ", timeout_s: 5, concurrency: 3, attempts: 9, rubric_file: rubric.jinja",
+        ),
+    );
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.stdout, "0 ran, 4 cached\n", "{}", out.stderr);
+    assert_eq!(keys(&ws), before);
+
+    // A rubric of its own is a real change.
+    ws.write(
+        "rubric.jinja",
+        &format!(
+            "{}\nBe strict.\n",
+            accord::judge::rubrics::COLLECTIVE_AGENCY
+        ),
+    );
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.stdout, "1 ran, 3 cached\n", "{}", out.stderr);
+}

@@ -114,3 +114,33 @@ fn bad_model_sources_are_clear_errors() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
 }
+
+/// Sampling flags no model can sample with are refused before any model is loaded, as
+/// the spec's `temperature` and `top_p` are.
+#[test]
+fn generate_refuses_unusable_sampling_flags() {
+    let ws = Workspace::new();
+    let mut refused = String::new();
+    for (flag, value) in [
+        ("--temperature", "nan"),
+        ("--temperature", "-0.5"),
+        ("--temperature", "inf"),
+        ("--top-p", "0"),
+        ("--top-p", "1.5"),
+        ("--top-p", "nan"),
+    ] {
+        let out = ws.accord(&[
+            "generate",
+            "--model",
+            "path:missing.gguf",
+            "--prompt",
+            "hi",
+            flag,
+            value,
+        ]);
+        assert_eq!(out.code, 2, "{flag} {value}: {}", out.stderr);
+        refused.push_str(out.stderr.lines().next().unwrap_or_default());
+        refused.push('\n');
+    }
+    insta::assert_snapshot!("generate_unusable_sampling", refused);
+}

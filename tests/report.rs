@@ -22,7 +22,7 @@ fn evaluated(ws: &Workspace) {
          steps: 3, batch_prompts: 1, group_size: 2, max_turns: 2, max_new_tokens: 6, agreement: marker}}\n  \
          heldout_dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 2, split: heldout}}\n  \
          heldout:\n    kind: persona_pairing\n    needs: [heldout_dilemmas]\n  \
-         eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [trained], baseline: base, \
+         eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [trained], baseline: base, judge: base, \
          suites: [collective_agency, general], repeats: 2, items: 2, max_new_tokens: 6, resamples: 200}}\n  \
          dialogues:\n    kind: rollout\n    needs: [heldout]\n    with: {{model: base, group_size: 2, \
          max_turns: 2, max_new_tokens: 6, agreement: marker}}\n  \
@@ -260,7 +260,7 @@ fn two_models_evaluated(ws: &Workspace) {
          llama:\n    source: path:llama\nstages:\n  \
          heldout_dilemmas:\n    kind: prompt_synthesis\n    with: {{count: 2, split: heldout}}\n  \
          heldout:\n    kind: persona_pairing\n    needs: [heldout_dilemmas]\n  \
-         eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [llama], baseline: qwen, \
+         eval:\n    kind: evaluate\n    needs: [heldout]\n    with: {{models: [llama], baseline: qwen, judge: qwen, \
          suites: [general]}}\n"
     );
     ws.write("spec.yaml", &text);

@@ -186,7 +186,7 @@ proptest! {
         match loaded {
             Ok(loaded) => {
                 prop_assert!(groups.is_empty(), "accepted a cyclic spec:\n{}", text);
-                let plan = Plan::new(loaded, &registry);
+                let plan = Plan::new(loaded, &registry).expect("a loaded spec plans");
                 let order: Vec<usize> = plan.stages.iter().map(|s| index(&s.name)).collect();
                 prop_assert_eq!(&order, &pipeline.expected_order());
                 for (position, stage) in plan.stages.iter().enumerate() {

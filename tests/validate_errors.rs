@@ -251,19 +251,7 @@ fn every_error_is_reported_even_with_other_errors() {
 #[test]
 fn errors_in_set_overrides_say_so() {
     let text = format!("{HEAD}stages:\n  d: {{kind: prompt_synthesis}}\n");
-    let options = LoadOptions {
-        overrides: vec!["stages.d.with.count=lots".into()],
-    };
-    let rendered = match load_text(
-        Path::new("spec.yaml"),
-        Path::new("."),
-        text,
-        &options,
-        &registry(),
-    ) {
-        Err(f) => f.render(false),
-        Ok(_) => panic!("expected an error"),
-    };
+    let rendered = errors_in(Path::new("."), &text, &["stages.d.with.count=lots"]);
     insta::assert_snapshot!("override_error", rendered);
 }
 
@@ -590,4 +578,159 @@ fn set_errors_point_at_the_argument() {
         &["stages.pairs.needs[0][1]=x"],
     ));
     insta::assert_snapshot!("set_errors", all);
+}
+
+/// `.nan`, `.inf` and numbers past a 32-bit float's range are located errors, in the file
+/// and in `--set` alike; the spec never reaches the planner with a stage left out.
+#[test]
+fn non_finite_numbers_are_located() {
+    let text = format!(
+        "{HEAD}stages:\n  d:\n    kind: prompt_synthesis\n  p:\n    kind: persona_pairing\n    needs: [d]\n    with:\n      pairs_per_dilemma: .nan\n      temperature: 1e39\n"
+    );
+    let rendered = errors_in(Path::new("."), &text, &["stages.d.with.count=-.inf"]);
+    insta::assert_snapshot!("not_finite", rendered);
+}
+
+/// Every parameter of every stage of the quickstart, set to `.nan`, `.inf`, `-.inf` or
+/// `1e39` in the file, gives exactly one error, located at the value and naming the field.
+#[test]
+fn non_finite_numbers_in_every_parameter_are_located() {
+    let registry = Registry::builtin();
+    let base = include_str!("../pipelines/quickstart.yaml");
+    let stages = match load_text(
+        Path::new("spec.yaml"),
+        Path::new("."),
+        base.to_string(),
+        &LoadOptions::default(),
+        &registry,
+    ) {
+        Ok(loaded) => loaded.spec.stages,
+        Err(f) => panic!("{}", f.render(false)),
+    };
+    let mut checked = 0;
+    for (stage, spec) in &stages {
+        let kind = registry.get(&spec.kind).unwrap();
+        for (n, field) in kind.param_names().into_iter().enumerate() {
+            let value = [".nan", ".inf", "-.inf", "1e39"][n % 4];
+            let (text, line) = with_field(base, stage, &field, value);
+            let diagnostics = match load_text(
+                Path::new("spec.yaml"),
+                Path::new("."),
+                text.clone(),
+                &LoadOptions::default(),
+                &registry,
+            ) {
+                Err(LoadFailure::Invalid { diagnostics, .. }) => diagnostics,
+                Err(LoadFailure::Read { .. }) => unreachable!(),
+                Ok(_) => panic!("`{stage}.{field}: {value}` was accepted"),
+            };
+            let located: Vec<_> = diagnostics
+                .iter()
+                .map(|d| {
+                    (
+                        d.error.code(),
+                        d.path.to_string(),
+                        d.location.map(|l| l.line),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                located,
+                [(
+                    "not-finite",
+                    format!("stages.{stage}.with.{field}"),
+                    Some(line)
+                )],
+                "{}",
+                text
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 60, "only {checked} fields");
+}
+
+/// `base` with `field: value` added to stage `stage`'s `with:` (block style), and the
+/// 1-based line it is on.
+fn with_field(base: &str, stage: &str, field: &str, value: &str) -> (String, usize) {
+    let mut lines: Vec<String> = base.lines().map(String::from).collect();
+    let start = lines
+        .iter()
+        .position(|l| *l == format!("  {stage}:"))
+        .unwrap();
+    let end = (start + 1..lines.len())
+        .find(|&i| !lines[i].starts_with("    "))
+        .unwrap_or(lines.len());
+    // A field the stage already sets is replaced, not repeated.
+    if let Some(existing) = (start..end).find(|&i| lines[i].starts_with(&format!("      {field}:")))
+    {
+        lines.remove(existing);
+    }
+    let at = match (start..end).find(|&i| lines[i] == "    with:") {
+        Some(with) => with + 1,
+        None => {
+            lines.insert(start + 1, "    with:".into());
+            start + 2
+        }
+    };
+    lines.insert(at, format!("      {field}: {value}"));
+    (lines.join("\n") + "\n", at + 1)
+}
+
+/// Repeated settings on an axis (the `seeds` list included), two axes setting one field
+/// (or one inside the other) and axis names that would not read back from variant names
+/// are errors at the place written.
+#[test]
+fn ablation_axes_name_variants_uniquely() {
+    let text = format!(
+        "{HEAD}stages:\n  d: {{kind: prompt_synthesis}}\n\
+         ablations:\n  \
+         count: {{stages.d.with.count: [2, 4, 2]}}\n  \
+         again: {{stages.d.with.count: [8, 16]}}\n  \
+         whole: {{stages.d.with: [{{count: 1}}]}}\n  \
+         \"a,b\": {{stages.d.with.split: [train, heldout]}}\n  \
+         seeds: [1, 2, 1]\n"
+    );
+    insta::assert_snapshot!("ablation_names", errors(&text));
+}
+
+/// One-at-a-time settings zip several paths whose own lists repeat values; that is not
+/// a repeated setting.
+#[test]
+fn zipped_settings_may_share_values_on_one_path() {
+    let text = format!(
+        "{HEAD}stages:\n  d: {{kind: prompt_synthesis}}\n\
+         ablations:\n  \
+         one_at_a_time: {{name: [base, more, heldout], stages.d.with.count: [2, 4, 2], stages.d.with.split: [train, train, heldout]}}\n  \
+         seeds: [1, 2]\n"
+    );
+    assert_eq!(codes(&text), Vec::<&str>::new());
+}
+
+/// `evaluate` names its judge when a suite asks one (the baseline judges only when the
+/// spec says so) and resamples its intervals at least once.
+#[test]
+fn evaluate_names_its_judge_and_resamples() {
+    let text = format!(
+        "{HEAD}models:\n  base: {{source: \"path:m\"}}\n  other: {{source: \"path:o\"}}\nstages:\n  \
+         d: {{kind: prompt_synthesis, with: {{split: heldout}}}}\n  \
+         p: {{kind: persona_pairing, needs: [d]}}\n  \
+         eval:\n    kind: evaluate\n    needs: [p]\n    with: {{models: [other], baseline: base, resamples: 0}}\n"
+    );
+    insta::assert_snapshot!("evaluate_judge_and_resamples", errors(&text));
+    // Named, the baseline may judge, even when `models` lists it too; the general suite
+    // asks no judge.
+    for with in [
+        "{models: [other], baseline: base, judge: base}",
+        "{models: [base, other], baseline: base, judge: base}",
+        "{models: [other], baseline: base, suites: [general]}",
+    ] {
+        let text = format!(
+            "{HEAD}models:\n  base: {{source: \"path:m\"}}\n  other: {{source: \"path:o\"}}\nstages:\n  \
+             d: {{kind: prompt_synthesis, with: {{split: heldout}}}}\n  \
+             p: {{kind: persona_pairing, needs: [d]}}\n  \
+             eval:\n    kind: evaluate\n    needs: [p]\n    with: {with}\n"
+        );
+        assert_eq!(codes(&text), Vec::<&str>::new(), "{with}");
+    }
 }

@@ -32,9 +32,10 @@ pub struct ComparisonArgs {
     /// interval leaves out zero).
     #[arg(long, value_name = "VARIANT|MODEL")]
     pub baseline: Option<String>,
-    /// Bootstrap resamples.
-    #[arg(long, default_value_t = crate::stats::RESAMPLES, value_name = "N")]
-    pub resamples: usize,
+    /// Bootstrap resamples for every interval (default: each `evaluate` stage's own
+    /// `resamples`, so that the intervals are the ones its run printed).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub resamples: Option<u64>,
 }
 
 /// What a comparison reads: each variant's `evaluate` tables and `grpo` reward curves.
@@ -125,6 +126,7 @@ fn gather(
                     variant: variant.clone(),
                     stage: stage.name.clone(),
                     seed: stage.seed,
+                    resamples: resamples_of(&stage.params.json),
                     rows: read_evaluation(&path).map_err(unreadable)?,
                 });
             } else {
@@ -217,12 +219,17 @@ fn gather_runs(ids: &[String], store: &Store) -> std::io::Result<Option<Gathered
                 std::io::Error::other(format!("cannot read `{}`: {e}", path.display()))
             };
             match stage.kind.as_str() {
-                "evaluate" => gathered.tables.push(EvaluationTable {
-                    variant: label(record),
-                    stage: stage.name.clone(),
-                    seed: store.key_parts(key).map_or(0, |parts| parts.seed),
-                    rows: read_evaluation(&path).map_err(unreadable)?,
-                }),
+                "evaluate" => {
+                    let parts = store.key_parts(key);
+                    gathered.tables.push(EvaluationTable {
+                        variant: label(record),
+                        stage: stage.name.clone(),
+                        seed: parts.as_ref().map_or(0, |parts| parts.seed),
+                        resamples: parts
+                            .map_or(crate::stats::RESAMPLES, |parts| resamples_of(&parts.params)),
+                        rows: read_evaluation(&path).map_err(unreadable)?,
+                    })
+                }
                 "grpo" => {
                     let curve = read_curve(&path, format!("{} {}", label(record), stage.name));
                     gathered.curves.push(curve.map_err(unreadable)?);
@@ -241,8 +248,19 @@ fn gather_runs(ids: &[String], store: &Store) -> std::io::Result<Option<Gathered
     Ok(Some(gathered))
 }
 
+/// The bootstrap resamples of an `evaluate` stage with parameters `params` (its key's).
+fn resamples_of(params: &serde_json::Value) -> usize {
+    params["resamples"]
+        .as_u64()
+        .map_or(crate::stats::RESAMPLES, |n| n as usize)
+}
+
 /// The comparison against `baseline`, or `None` (printed) when it names nothing evaluated.
-fn comparison(gathered: &Gathered, baseline: Option<&str>, resamples: usize) -> Option<Comparison> {
+fn comparison(
+    gathered: &Gathered,
+    baseline: Option<&str>,
+    resamples: Option<u64>,
+) -> Option<Comparison> {
     let tables = &gathered.tables;
     if let Some(name) = baseline
         && !tables
@@ -264,7 +282,11 @@ fn comparison(gathered: &Gathered, baseline: Option<&str>, resamples: usize) -> 
         );
         return None;
     }
-    Some(compare_tables(tables, baseline, resamples))
+    Some(compare_tables(
+        tables,
+        baseline,
+        resamples.map(|n| n as usize),
+    ))
 }
 
 pub fn compare(

@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::llm::chat::Message;
 use crate::llm::generate::{Request, generate as run_generation};
 use crate::llm::loaded::LoadedModel;
-use crate::llm::sampling::Sampling;
+use crate::llm::sampling::{self, Sampling};
 use crate::llm::source::{ModelSource, fetch};
 use crate::llm::{LlmError, resolve_backend};
 use crate::spec::{Backend, Dtype};
@@ -28,10 +28,11 @@ pub struct GenerateArgs {
     pub system: Option<String>,
     #[arg(long, default_value_t = 128)]
     pub max_new_tokens: usize,
-    /// 0 picks the most likely token each step.
-    #[arg(long, default_value_t = 0.7)]
+    /// 0 picks the most likely token each step; a finite number, 0 or more.
+    #[arg(long, default_value_t = 0.7, value_parser = temperature, allow_negative_numbers = true)]
     pub temperature: f32,
-    #[arg(long, default_value_t = 1.0)]
+    /// Nucleus sampling: keep the most likely tokens holding this much probability, in (0, 1].
+    #[arg(long, default_value_t = 1.0, value_parser = top_p, allow_negative_numbers = true)]
     pub top_p: f32,
     /// Keep only the k most likely tokens (0: all).
     #[arg(long, default_value_t = 0)]
@@ -48,6 +49,24 @@ pub struct GenerateArgs {
     /// rejected, not left unchecked).
     #[arg(long)]
     pub sha256: Option<String>,
+}
+
+/// `--temperature`, checked as a spec's `temperature` is.
+fn temperature(text: &str) -> Result<f32, String> {
+    let value: f32 = text.parse().map_err(|e| format!("{e}"))?;
+    match sampling::temperature_problem(value) {
+        Some(problem) => Err(format!("{problem} (0 picks the most likely token)")),
+        None => Ok(value),
+    }
+}
+
+/// `--top-p`, checked as a spec's `top_p` is.
+fn top_p(text: &str) -> Result<f32, String> {
+    let value: f32 = text.parse().map_err(|e| format!("{e}"))?;
+    match sampling::top_p_problem(value) {
+        Some(problem) => Err(format!("{problem} (1 keeps every token)")),
+        None => Ok(value),
+    }
 }
 
 pub fn generate(args: &GenerateArgs, quiet: bool) -> std::io::Result<i32> {

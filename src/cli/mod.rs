@@ -344,7 +344,13 @@ pub(crate) fn plan_or_report(
         overrides: spec.overrides(),
     };
     match load(&spec.spec, &options, registry) {
-        Ok(loaded) => Ok(Some(Plan::new(loaded, registry))),
+        Ok(loaded) => match Plan::new(loaded, registry) {
+            Ok(plan) => Ok(Some(plan)),
+            Err(e) => {
+                anstream::eprintln!("{}: {e}", crate::output::error_label());
+                Ok(None)
+            }
+        },
         Err(failure) => {
             let mut stderr = anstream::stderr();
             write!(
@@ -401,7 +407,13 @@ pub(crate) fn plans_or_report(
         };
         match load(&spec.spec, &options, registry) {
             Ok(loaded) => {
-                let mut plan = Plan::new(loaded, registry);
+                let mut plan = match Plan::new(loaded, registry) {
+                    Ok(plan) => plan,
+                    Err(e) => {
+                        anstream::eprintln!("{}: {e}", crate::output::error_label());
+                        return Ok(None);
+                    }
+                };
                 plan.variant = Some(variant.name.clone());
                 if let Some(seed) = variant.seed {
                     plan.reseed(seed);

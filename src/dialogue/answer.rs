@@ -47,7 +47,11 @@ pub fn answer_alone(
     let mut answers = Vec::with_capacity(prompts.len());
     for chunk in requests.chunks(how.batch_size.max(1)) {
         ctx.check_cancelled()?;
-        for (request, completion) in chunk.iter().zip(model.generate(chunk).map_err(failed)?) {
+        let completions = model
+            .generate_while(chunk, || !ctx.is_cancelled())
+            .map_err(failed)?;
+        ctx.check_cancelled()?;
+        for (request, completion) in chunk.iter().zip(completions) {
             answers.push(Utterance {
                 speaker: 0,
                 text: completion.text.trim().to_string(),

@@ -426,7 +426,10 @@ impl Protocol {
             for chunk in requests.chunks(self.batch_size.max(1)) {
                 ctx.check_cancelled()?;
                 let batch: Vec<Request> = chunk.iter().map(|(_, r)| r.clone()).collect();
-                let completions = m.generate(&batch).map_err(|e| failed(name, e))?;
+                let completions = m
+                    .generate_while(&batch, || !ctx.is_cancelled())
+                    .map_err(|e| failed(name, e))?;
+                ctx.check_cancelled()?;
                 for ((slot, request), completion) in chunk.iter().zip(completions) {
                     replies[*slot] = Some(Utterance {
                         speaker: self.next_speaker(&live[*slot]),

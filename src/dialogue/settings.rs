@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::protocol::{AgreementCheck, Context, Protocol};
 use super::templates::Templates;
-use crate::llm::sampling::Sampling;
+use crate::llm::sampling::{self, Sampling};
 use crate::stage::limits::{MAX_BATCH, MAX_REPEATS, MAX_TOKENS, at_most};
 
 /// How agreement is detected after each turn.
@@ -127,11 +127,11 @@ impl DialogueSettings {
                 "agents must see at least 1 turn (or `all`)",
             );
         }
-        if self.temperature.is_nan() || self.temperature < 0.0 {
-            problem("temperature", "must be 0 or more");
+        if let Some(text) = sampling::temperature_problem(self.temperature) {
+            problem("temperature", text);
         }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            problem("top_p", "must be in (0, 1]");
+        if let Some(text) = sampling::top_p_problem(self.top_p) {
+            problem("top_p", text);
         }
         if self.max_new_tokens == 0 {
             problem("max_new_tokens", "must be at least 1");

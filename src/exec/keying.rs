@@ -6,11 +6,20 @@
 //! computing anything, keying what can be keyed: `accord status` explains its answer, and
 //! the Slurm executor submits a job for every stage that is not [`Stored::Present`].
 //!
+//! A key's parameters are the stage's resolved ones, less what cannot change its output:
+//! a file with the contents of the built-in data it replaces keys as the built-in (the
+//! field naming it left out), and settings for endpoint requests key at their defaults
+//! when the model they are for runs in-process. Both leave the keys of specs that never
+//! wrote such a field as they were.
+//!
 //! Deliberately not here: why a stage is stale (that compares with the spec's last run,
 //! see [`crate::status`]) and computing anything.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
+
+use serde_json::Value;
 
 use crate::plan::Plan;
 use crate::stage::Resource;
@@ -24,25 +33,47 @@ pub fn stage_key(
     inputs: BTreeMap<String, String>,
 ) -> Result<StageKey, String> {
     let stage = &plan.stages[i];
+    let mut params = stage.params.json.clone();
     let mut files = BTreeMap::new();
     let mut embedded = BTreeMap::new();
     for resource in stage.kind.resources(&stage.params) {
+        let digest_of = |field: &str, path: &Path| {
+            store.file_digest(&plan.loaded.dir.join(path)).map_err(|e| {
+                format!(
+                    "cannot read `{}` (from `with.{field}`): {e}",
+                    path.display()
+                )
+            })
+        };
         match resource {
             Resource::File { field, path } => {
-                let full = plan.loaded.dir.join(&path);
-                let digest = store.file_digest(&full).map_err(|e| {
-                    format!(
-                        "cannot read `{}` (from `with.{field}`): {e}",
-                        path.display()
-                    )
-                })?;
+                let digest = digest_of(&field, &path)?;
                 files.insert(field, digest);
+            }
+            Resource::Replacing {
+                field,
+                path,
+                name,
+                bytes,
+            } => {
+                let digest = digest_of(&field, &path)?;
+                let builtin = embedded_digest(bytes);
+                if digest == builtin {
+                    // The built-in's contents under another name: keyed as the built-in.
+                    if let Value::Object(fields) = &mut params {
+                        fields.remove(&field);
+                    }
+                    embedded.insert(name.to_string(), builtin);
+                } else {
+                    files.insert(field, digest);
+                }
             }
             Resource::Embedded { name, bytes } => {
                 embedded.insert(name.to_string(), embedded_digest(bytes));
             }
         }
     }
+    at_defaults(plan, i, &mut params);
     let mut models = BTreeMap::new();
     let mut backend = None;
     for (field, name) in stage.kind.models(&stage.params) {
@@ -59,7 +90,7 @@ pub fn stage_key(
     Ok(StageKey {
         kind: stage.kind.kind().to_string(),
         version: stage.kind.version(),
-        params: stage.params.json.clone(),
+        params,
         seed: stage.seed,
         inputs,
         files,
@@ -67,6 +98,36 @@ pub fn stage_key(
         models,
         backend,
     })
+}
+
+/// Sets stage `i`'s endpoint settings for models that run in-process (see
+/// [`crate::stage::Stage::endpoint_settings`]) in `params` to their defaults.
+fn at_defaults(plan: &Plan, i: usize, params: &mut Value) {
+    let stage = &plan.stages[i];
+    let unused: Vec<&str> = stage
+        .kind
+        .endpoint_settings(&stage.params)
+        .into_iter()
+        .filter(|(model, _)| plan.models.in_process(model))
+        .map(|(_, field)| field)
+        .collect();
+    let Value::Object(fields) = params else {
+        return;
+    };
+    if unused.is_empty() {
+        return;
+    }
+    // The kind fills in the defaults of the fields left out.
+    let mut without = fields.clone();
+    without.retain(|field, _| !unused.contains(&field.as_str()));
+    let Ok(defaults) = stage.kind.resolve(Value::Object(without)) else {
+        return;
+    };
+    for field in unused {
+        if let Some(default) = defaults.json.get(field) {
+            fields.insert(field.to_string(), default.clone());
+        }
+    }
 }
 
 /// The digest of data compiled into accord (a built-in library, a prompt), hashed once

@@ -190,8 +190,9 @@ impl JudgeModel {
                         })
                         .collect::<Result<Vec<_>, StageError>>()?;
                     let completions = model
-                        .generate(&requests)
+                        .generate_while(&requests, || !ctx.is_cancelled())
                         .map_err(|e| self.model_failed(e))?;
+                    ctx.check_cancelled()?;
                     out.extend(completions.into_iter().map(|c| c.text.trim().to_string()));
                 }
                 Ok(out)

@@ -27,7 +27,10 @@ pub enum LlmError {
     },
     #[error("`{path}` has no tensor `{name}`")]
     MissingTensor { path: PathBuf, name: String },
-    #[error("`{path}`: tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    #[error(
+        "`{path}`: tensor `{name}` has shape {found:?}, but the model's configuration \
+         expects {expected:?} (do the configuration and the weights belong together?)"
+    )]
     BadShape {
         path: PathBuf,
         name: String,

@@ -79,14 +79,21 @@ impl LoadedModel {
         self.tokenizer.encode(&self.chat_prompt(messages)?)
     }
 
-    /// Continues every request in one batch, stopping at the model's stop tokens.
-    pub fn generate(&self, requests: &[Request]) -> Result<Vec<Completion>, LlmError> {
+    /// Continues every request in one batch, stopping at the model's stop tokens; gives up
+    /// at the next token once `keep_going` says no (the rows end
+    /// [`super::generate::Finish::Dropped`]), which is how stage work notices Ctrl-C within
+    /// a token rather than at the end of a batch.
+    pub fn generate_while(
+        &self,
+        requests: &[Request],
+        keep_going: impl Fn() -> bool,
+    ) -> Result<Vec<Completion>, LlmError> {
         generate(
             &self.model,
             &self.tokenizer,
             requests,
             &self.stop_tokens,
-            |_, _| true,
+            |_, _| keep_going(),
         )
     }
 

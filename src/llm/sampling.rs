@@ -31,6 +31,23 @@ impl Sampling {
     }
 }
 
+/// Why `temperature` cannot be sampled at, if it cannot: it is a finite number, 0 or
+/// more. The one check of the spec's sampling fields and `accord generate`'s flags.
+pub fn temperature_problem(temperature: f32) -> Option<&'static str> {
+    if temperature.is_nan() || temperature < 0.0 {
+        Some("must be 0 or more")
+    } else if temperature.is_infinite() {
+        Some("must be finite")
+    } else {
+        None
+    }
+}
+
+/// Why `top_p` cannot be sampled with, if it cannot: it is in (0, 1].
+pub fn top_p_problem(top_p: f32) -> Option<&'static str> {
+    (!(top_p > 0.0 && top_p <= 1.0)).then_some("must be in (0, 1]")
+}
+
 /// `log_softmax(logits / temperature)` at `index`.
 fn log_prob(logits: &[f32], temperature: f32, index: usize) -> f32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);

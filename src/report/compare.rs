@@ -17,6 +17,7 @@ use super::columns::{floats, strings, u32s};
 use serde::Serialize;
 
 use crate::seed::SeededRng;
+use crate::spec::variants::settings_of;
 use crate::stats::{self, Interval, Summary};
 
 /// One variant's output of one `evaluate` stage.
@@ -24,9 +25,10 @@ pub struct EvaluationTable {
     /// The variant's name (`axis=value,…`), or the spec's name without ablations.
     pub variant: String,
     pub stage: String,
-    /// The stage's seed: the intervals resample as the stage's own summaries do, so
-    /// they agree with what the run printed.
+    /// The stage's seed and `resamples`: the intervals resample as the stage's own
+    /// summaries do, so they agree with what the run printed.
     pub seed: u64,
+    pub resamples: usize,
     pub rows: Vec<ItemValue>,
 }
 
@@ -99,15 +101,6 @@ pub struct Comparison {
     pub metrics: Vec<ComparedMetric>,
 }
 
-/// The `axis=value` pairs of a variant name.
-fn settings_of(variant: &str) -> Vec<(String, String)> {
-    variant
-        .split(',')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(axis, value)| (axis.to_string(), value.to_string()))
-        .collect()
-}
-
 /// Each item's mean over repeats for (model, metric): item → mean.
 fn item_means(rows: &[ItemValue], model: &str, metric: &str) -> BTreeMap<String, f64> {
     let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
@@ -128,8 +121,13 @@ fn item_means(rows: &[ItemValue], model: &str, metric: &str) -> BTreeMap<String,
 
 /// Compares `tables` (one per variant and `evaluate` stage). With `baseline` naming a
 /// variant, adds each other variant's paired difference from it (model by model); naming
-/// a model, each other model's paired difference from it within the same variant.
-pub fn compare(tables: &[EvaluationTable], baseline: Option<&str>, resamples: usize) -> Comparison {
+/// a model, each other model's paired difference from it within the same variant. Each
+/// table's intervals take its own `resamples` unless `resamples` overrides them all.
+pub fn compare(
+    tables: &[EvaluationTable],
+    baseline: Option<&str>,
+    resamples: Option<usize>,
+) -> Comparison {
     // The axes whose values are not the same in every variant.
     let all: Vec<Vec<(String, String)>> = tables.iter().map(|t| settings_of(&t.variant)).collect();
     let mut settings: Vec<String> = Vec::new();
@@ -172,6 +170,7 @@ pub fn compare(tables: &[EvaluationTable], baseline: Option<&str>, resamples: us
                 .iter()
                 .find(|t| t.variant == b && t.stage == table.stage)
         });
+        let resamples = resamples.unwrap_or(table.resamples);
         for (model, suite, metric) in seen {
             let mut by_repeat: BTreeMap<u32, BTreeMap<String, Option<f64>>> = BTreeMap::new();
             for row in table
@@ -274,16 +273,18 @@ mod tests {
                 variant: "kl=0.0,seed=1".into(),
                 stage: "eval".into(),
                 seed: 1,
+                resamples: 500,
                 rows: rows("trained", &base),
             },
             EvaluationTable {
                 variant: "kl=0.04,seed=1".into(),
                 stage: "eval".into(),
                 seed: 1,
+                resamples: 500,
                 rows: rows("trained", &better),
             },
         ];
-        let comparison = compare(&tables, Some("kl=0.0,seed=1"), 500);
+        let comparison = compare(&tables, Some("kl=0.0,seed=1"), None);
         assert_eq!(comparison.settings, vec!["kl"]);
         assert_eq!(comparison.metrics[0].settings, vec!["0.0"]);
         assert_eq!(comparison.metrics[0].delta, None);
@@ -299,9 +300,10 @@ mod tests {
             variant: "quickstart".into(),
             stage: "eval".into(),
             seed: 1,
+            resamples: 500,
             rows: both,
         }];
-        let comparison = compare(&one, Some("base"), 500);
+        let comparison = compare(&one, Some("base"), None);
         assert!(comparison.settings.is_empty());
         assert_eq!(comparison.metrics[0].delta, None);
         let delta = comparison.metrics[1].delta.clone().unwrap();

@@ -161,7 +161,8 @@ impl Scalar {
     }
 }
 
-/// Resolves a plain scalar with the YAML 1.2 core schema.
+/// Resolves a plain scalar with the YAML 1.2 core schema; a number that is not finite or
+/// does not fit a 32-bit float (`.nan`, `.inf`, `1e39`) is an error: the only one.
 pub fn resolve_plain(text: &str) -> Result<Value, String> {
     let t = text;
     match t {
@@ -194,11 +195,17 @@ pub fn resolve_plain(text: &str) -> Result<Value, String> {
             return Ok(Value::Number(n.into()));
         }
     }
-    if is_float(t)
-        && let Ok(f) = t.parse::<f64>()
-        && let Some(n) = Number::from_f64(f)
-    {
-        return Ok(Value::Number(n));
+    if is_float(t) {
+        // Every float field is read as a 32-bit float somewhere, and one past its range
+        // would become an infinity there: such a number is no more usable than `.inf`.
+        return match t.parse::<f64>().ok().and_then(|f| {
+            (f.abs() <= f64::from(f32::MAX))
+                .then(|| Number::from_f64(f))
+                .flatten()
+        }) {
+            Some(n) => Ok(Value::Number(n)),
+            None => Err(format!("`{t}` is too large for a 32-bit float")),
+        };
     }
     Ok(Value::String(t.to_string()))
 }

@@ -28,6 +28,15 @@ pub enum SpecError {
         message: String,
         expected: String,
     },
+    /// A parameter left out whose default this stage cannot use.
+    UnusableDefault {
+        field: String,
+        message: String,
+    },
+    /// A number that is not finite or does not fit a 32-bit float, as written.
+    NotFinite {
+        value: String,
+    },
     UnknownVariant {
         value: String,
         expected: Vec<String>,
@@ -103,6 +112,23 @@ pub enum SpecError {
         text: String,
         message: String,
     },
+    /// An ablation axis name that would not read back from variant names.
+    InvalidAxisName {
+        name: String,
+    },
+    /// Setting `index` of an ablation axis repeats setting `first` (0-based), which would
+    /// run the same variant twice under two names.
+    DuplicateSetting {
+        axis: String,
+        label: String,
+        first: usize,
+    },
+    /// Two ablation paths set the same field (or one field inside the other).
+    OverlappingAblationPaths {
+        path: String,
+        other_axis: String,
+        other_path: String,
+    },
 }
 
 /// A step of a dependency cycle that goes through a model: `stage` uses `model`, which
@@ -123,6 +149,18 @@ impl fmt::Display for SpecError {
                 write!(f, "wrong type: found {found}, expected {expected}")
             }
             SpecError::InvalidValue { message, .. } => write!(f, "invalid value: {message}"),
+            SpecError::UnusableDefault { field, message } => {
+                write!(
+                    f,
+                    "`{field}` is not set, and its default will not do: {message}"
+                )
+            }
+            // A number too large for a float (`1e39`, `1e400`), not a YAML special (`.inf`).
+            SpecError::NotFinite { value } if value.parse::<f64>().is_ok() => write!(
+                f,
+                "`{value}` is out of range: a spec's numbers fit a 32-bit float"
+            ),
+            SpecError::NotFinite { value } => write!(f, "`{value}` is not a finite number"),
             SpecError::UnknownVariant { value, .. } => write!(f, "unknown value `{value}`"),
             SpecError::MissingField { field } => write!(f, "missing required field `{field}`"),
             SpecError::UnsupportedVersion { found } => {
@@ -173,6 +211,31 @@ impl fmt::Display for SpecError {
             SpecError::NotAFile { path, found } => write!(f, "`{path}` is {found}, not a file"),
             // Rendered at the argument itself (`--set TEXT: error: …`), so not repeated.
             SpecError::BadOverride { message, .. } => write!(f, "{message}"),
+            SpecError::InvalidAxisName { name } => {
+                write!(
+                    f,
+                    "axis name `{name}` would not read back from variant names"
+                )
+            }
+            SpecError::DuplicateSetting { axis, label, first } => write!(
+                f,
+                "axis `{axis}` lists `{label}` twice (first as item {first})"
+            ),
+            SpecError::OverlappingAblationPaths {
+                path,
+                other_axis,
+                other_path,
+            } if path == other_path => {
+                write!(f, "`{path}` is also set by axis `{other_axis}`")
+            }
+            SpecError::OverlappingAblationPaths {
+                path,
+                other_axis,
+                other_path,
+            } => write!(
+                f,
+                "`{path}` overlaps `{other_path}`, which axis `{other_axis}` sets"
+            ),
         }
     }
 }
@@ -185,6 +248,8 @@ impl SpecError {
             SpecError::UnknownField { .. } => "unknown-field",
             SpecError::WrongType { .. } => "wrong-type",
             SpecError::InvalidValue { .. } => "invalid-value",
+            SpecError::UnusableDefault { .. } => "unusable-default",
+            SpecError::NotFinite { .. } => "not-finite",
             SpecError::UnknownVariant { .. } => "unknown-variant",
             SpecError::MissingField { .. } => "missing-field",
             SpecError::UnsupportedVersion { .. } => "unsupported-version",
@@ -203,6 +268,9 @@ impl SpecError {
             SpecError::MissingFile { .. } => "missing-file",
             SpecError::NotAFile { .. } => "not-a-file",
             SpecError::BadOverride { .. } => "bad-override",
+            SpecError::InvalidAxisName { .. } => "invalid-axis-name",
+            SpecError::DuplicateSetting { .. } => "duplicate-setting",
+            SpecError::OverlappingAblationPaths { .. } => "overlapping-ablation-paths",
         }
     }
 
@@ -216,6 +284,8 @@ impl SpecError {
             SpecError::UnknownField { expected, .. } => one_of(expected),
             SpecError::WrongType { expected, .. } => expected.clone(),
             SpecError::InvalidValue { expected, .. } => expected.clone(),
+            SpecError::UnusableDefault { field, .. } => format!("`{field}` set explicitly"),
+            SpecError::NotFinite { .. } => "a finite number between -3.4e38 and 3.4e38".into(),
             SpecError::UnknownVariant { expected, .. } => one_of(expected),
             SpecError::MissingField { field } => format!("a value for `{field}`"),
             SpecError::UnsupportedVersion { .. } => "`version: 1`".into(),
@@ -254,6 +324,16 @@ impl SpecError {
                 "the path of a file, relative to the spec's folder".into()
             }
             SpecError::BadOverride { .. } => "`--set path.to.field=value`".into(),
+            SpecError::InvalidAxisName { .. } => {
+                "a name of letters, digits, `_`, `-` and `.` (and not `seed` beside a `seeds` axis)"
+                    .into()
+            }
+            SpecError::DuplicateSetting { .. } => {
+                "each setting once: a repeat runs the same variant twice".into()
+            }
+            SpecError::OverlappingAblationPaths { .. } => {
+                "each field set by one axis: variants of two axes that set it would clash".into()
+            }
         })
     }
 
@@ -279,6 +359,10 @@ impl SpecError {
                 }
             }
             SpecError::InvalidValue { .. } => "see `schemas/pipeline.schema.json` for the allowed values".into(),
+            SpecError::UnusableDefault { field, .. } => {
+                format!("add `{field}: …` to this stage's `with`")
+            }
+            SpecError::NotFinite { .. } => "no field can use `.nan`, `.inf` or a number beyond ±3.4e38; write a finite value (`schemas/pipeline.schema.json` describes each field)".into(),
             SpecError::UnknownVariant { value, expected } => match closest(value, expected) {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("use {}", one_of(expected)),
@@ -325,6 +409,9 @@ impl SpecError {
             SpecError::NotAFile { found: "a folder", .. } => "name a file inside that folder".into(),
             SpecError::NotAFile { .. } => "name a regular file: its content enters the stage's key, and a device, FIFO or socket has no fixed content".into(),
             SpecError::BadOverride { .. } => "write the field path with dots, e.g. `--set stages.train.with.lr=1e-5`".into(),
+            SpecError::InvalidAxisName { .. } => "rename the axis, e.g. `kl_beta`: variants are named `axis=value` joined by commas".into(),
+            SpecError::DuplicateSetting { .. } => "remove the repeat".into(),
+            SpecError::OverlappingAblationPaths { .. } => "to vary the field together with the other axis's, list both paths in one axis (paths within an axis are zipped); otherwise remove one".into(),
         }
     }
 }

@@ -6,8 +6,12 @@
 //! for the stages that sample from a model (the `seeds` axis); its name is `axis=value`
 //! pairs joined by commas, e.g. `kl_beta=0.04,seed=2`, where the value is the axis's first
 //! path's, or the axis's `name` list's when it has one (one-at-a-time ablations zip several
-//! paths in one axis and name each setting). This module only names and lists; loading a
-//! variant is loading the spec with its overrides.
+//! paths in one axis and name each setting). A value that holds `,`, `=` or `"` (or is
+//! empty, or starts or ends with a space) is written as a JSON string, `prompt="a, b"`, so
+//! that a name reads back into its settings one way only ([`settings_of`]); the checker
+//! makes sure axis names need no quoting and that no two settings of an axis are the
+//! same. This module only names and lists; loading a variant is loading the spec with its
+//! overrides.
 
 use serde_json::Value;
 
@@ -35,12 +39,67 @@ pub struct Variant {
     pub seed: Option<u64>,
 }
 
-/// How a value reads in a variant name: strings bare, everything else as JSON.
+/// How a value reads in a variant name: strings bare, everything else as JSON, and quoted
+/// as a JSON string when it holds a character that separates settings.
 pub fn label(value: &Value) -> String {
-    match value {
+    let text = match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    };
+    if text.is_empty() || text.contains([',', '=', '"']) || text.trim() != text {
+        Value::String(text).to_string()
+    } else {
+        text
     }
+}
+
+/// Whether `name` can be an axis's name in variant names without quoting.
+pub fn is_axis_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The `axis=value` settings of a variant name, in order, values unquoted: the inverse
+/// of how [`variants`] writes names. A part that is not `axis=value` is left out.
+pub fn settings_of(name: &str) -> Vec<(String, String)> {
+    let mut settings = Vec::new();
+    let mut rest = name;
+    while !rest.is_empty() {
+        let Some((axis, after)) = rest.split_once('=') else {
+            break;
+        };
+        let (value, after) = match after.strip_prefix('"') {
+            // A quoted value runs to the first unescaped `"`.
+            Some(quoted) => {
+                let mut end = None;
+                let mut escaped = false;
+                for (i, c) in quoted.char_indices() {
+                    match c {
+                        _ if escaped => escaped = false,
+                        '\\' => escaped = true,
+                        '"' => {
+                            end = Some(i);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                let Some(end) = end else { break };
+                let json = &after[..end + 2];
+                let value = serde_json::from_str::<String>(json).unwrap_or_else(|_| json.into());
+                (value, &quoted[end + 1..])
+            }
+            None => {
+                let end = after.find(',').unwrap_or(after.len());
+                (after[..end].to_string(), &after[end..])
+            }
+        };
+        settings.push((axis.to_string(), value));
+        rest = after.strip_prefix(',').unwrap_or(after);
+    }
+    settings
 }
 
 /// The variants of `spec`, in grid order; none when it has no ablation axes.
@@ -163,5 +222,45 @@ mod tests {
         assert_eq!(named[1].name, "setting=no_kl");
         assert_eq!(named[1].overrides, vec!["stages.t.with.kl_beta=0.04"]);
         assert_eq!(all[7].overrides[1], "stages.t.with.lr=0.00002");
+    }
+
+    /// Values holding `,`, `=` or `"` are quoted, so names that would read alike differ,
+    /// and every name reads back into the settings it was written from.
+    #[test]
+    fn names_quote_separators_and_read_back() {
+        let all = variants(&spec(
+            "  a: {stages.t.with.x: [\"1,b=2\", \"1\", \"say \\\"hi\\\"\", \"\"]}\n  \
+             b: {stages.t.with.y: [\"3\", \"2,b=3\"]}\n",
+        ));
+        let names: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                r#"a="1,b=2",b=3"#,
+                r#"a="1,b=2",b="2,b=3""#,
+                "a=1,b=3",
+                r#"a=1,b="2,b=3""#,
+                r#"a="say \"hi\"",b=3"#,
+                r#"a="say \"hi\"",b="2,b=3""#,
+                r#"a="",b=3"#,
+                r#"a="",b="2,b=3""#,
+            ]
+        );
+        assert_eq!(
+            settings_of(names[1]),
+            [
+                ("a".to_string(), "1,b=2".to_string()),
+                ("b".to_string(), "2,b=3".to_string())
+            ]
+        );
+        assert_eq!(settings_of(names[4])[0].1, r#"say "hi""#);
+        assert_eq!(settings_of(names[6])[0].1, "");
+        assert_eq!(
+            settings_of("kl=0.04,seed=2"),
+            [
+                ("kl".to_string(), "0.04".to_string()),
+                ("seed".to_string(), "2".to_string())
+            ]
+        );
     }
 }

@@ -58,9 +58,14 @@ impl StageContext<'_> {
         output_dir(&self.work_dir)
     }
 
+    /// Whether the user has interrupted the run.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
     /// Fails with [`StageError::Cancelled`] once the user has interrupted the run.
     pub fn check_cancelled(&self) -> Result<(), StageError> {
-        if self.cancel.load(Ordering::Relaxed) {
+        if self.is_cancelled() {
             Err(StageError::Cancelled)
         } else {
             Ok(())

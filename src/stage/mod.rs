@@ -67,6 +67,22 @@ pub trait Stage: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// `with` fields that hold the value leaving them out means (a default derived from
+    /// other fields, such as `evaluate`'s `judge` naming its `baseline`): the key leaves
+    /// them out, so writing a default out changes no key. Such a field must be skipped
+    /// when serialised at that default (`Option` with `skip_serializing_if`).
+    fn spelled_defaults(&self, _params: &Self::Params) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// `with` fields that only shape requests to an endpoint model (timeouts, retries,
+    /// concurrency), each with the model it is for: `(model name, field)`. When that model
+    /// runs in-process they cannot change the output, and the key takes them at their
+    /// defaults whatever the spec says.
+    fn endpoint_settings(&self, _params: &Self::Params) -> Vec<(String, &'static str)> {
+        Vec::new()
+    }
+
     /// Whether the stage samples from a model, so that an ablation's `seeds` axis gives it
     /// a new seed (data stages keep theirs, so every seed sees the same data). By default,
     /// whether it uses a model.
@@ -113,6 +129,14 @@ pub struct Upstream {
 pub enum Resource {
     /// A file named by a `with` field; relative paths start at the spec's folder.
     File { field: String, path: PathBuf },
+    /// A file named by a `with` field in place of built-in data `name` (a template, a
+    /// library): a file with the built-in's contents keys as the built-in does.
+    Replacing {
+        field: String,
+        path: PathBuf,
+        name: &'static str,
+        bytes: &'static [u8],
+    },
     /// Data compiled into `accord`, such as a default library.
     Embedded {
         name: &'static str,
@@ -121,6 +145,16 @@ pub enum Resource {
 }
 
 impl Resource {
+    /// The `with` field and path of a file resource.
+    pub fn file(&self) -> Option<(&str, &std::path::Path)> {
+        match self {
+            Resource::File { field, path } | Resource::Replacing { field, path, .. } => {
+                Some((field, path))
+            }
+            Resource::Embedded { .. } => None,
+        }
+    }
+
     /// Built-in data `name` with contents `text`.
     pub fn embedded(name: &'static str, text: &'static str) -> Self {
         Resource::Embedded {
@@ -170,6 +204,7 @@ pub trait StageKind: Send + Sync {
     fn check_inputs(&self, params: &Resolved, inputs: &[Upstream]) -> Result<(), String>;
     fn resources(&self, params: &Resolved) -> Vec<Resource>;
     fn models(&self, params: &Resolved) -> Vec<(&'static str, String)>;
+    fn endpoint_settings(&self, params: &Resolved) -> Vec<(String, &'static str)>;
     fn samples(&self, params: &Resolved) -> bool;
     fn cluster_resources(&self, params: &Resolved) -> Resources;
     fn run(&self, params: &Resolved, ctx: &StageContext) -> Result<RecordBatch, StageError>;
@@ -210,9 +245,14 @@ impl<S: Stage> StageKind for S {
         with: Value,
     ) -> Result<Resolved, serde_path_to_error::Error<serde_json::Error>> {
         let typed: S::Params = serde_path_to_error::deserialize(with)?;
-        let json = crate::canonical::normalise(
+        let mut json = crate::canonical::normalise(
             &serde_json::to_value(&typed).expect("parameters serialise to JSON"),
         );
+        if let Value::Object(fields) = &mut json {
+            for field in Stage::spelled_defaults(self, &typed) {
+                fields.remove(field);
+            }
+        }
         Ok(Resolved {
             json,
             typed: Arc::new(typed),
@@ -233,6 +273,10 @@ impl<S: Stage> StageKind for S {
 
     fn models(&self, params: &Resolved) -> Vec<(&'static str, String)> {
         Stage::models(self, params.get())
+    }
+
+    fn endpoint_settings(&self, params: &Resolved) -> Vec<(String, &'static str)> {
+        Stage::endpoint_settings(self, params.get())
     }
 
     fn samples(&self, params: &Resolved) -> bool {

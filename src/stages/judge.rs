@@ -299,6 +299,12 @@ impl Stage for Judge {
         vec![("model", params.model.clone())]
     }
 
+    fn endpoint_settings(&self, params: &Params) -> Vec<(String, &'static str)> {
+        ["timeout_s", "concurrency", "attempts"]
+            .map(|field| (params.model.clone(), field))
+            .into()
+    }
+
     fn run(&self, params: &Params, ctx: &StageContext) -> Result<RecordBatch, StageError> {
         let [input] = ctx.inputs.as_slice() else {
             return Err(StageError::Failed("`judge` needs exactly one input".into()));

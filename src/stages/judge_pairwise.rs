@@ -164,6 +164,12 @@ impl Stage for JudgePairwise {
         vec![("model", params.model.clone())]
     }
 
+    fn endpoint_settings(&self, params: &Params) -> Vec<(String, &'static str)> {
+        ["timeout_s", "attempts"]
+            .map(|field| (params.model.clone(), field))
+            .into()
+    }
+
     fn run(&self, params: &Params, ctx: &StageContext) -> Result<RecordBatch, StageError> {
         let [a, b] = ctx.inputs.as_slice() else {
             return Err(StageError::Failed(

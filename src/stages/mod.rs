@@ -25,9 +25,11 @@ pub(crate) fn library_resource(
     builtin: &'static str,
 ) -> Vec<Resource> {
     match library {
-        Some(path) => vec![Resource::File {
+        Some(path) => vec![Resource::Replacing {
             field: "library".into(),
             path: path.clone(),
+            name,
+            bytes: builtin.as_bytes(),
         }],
         None => vec![Resource::Embedded {
             name,
@@ -45,9 +47,11 @@ pub(crate) fn template_resource(
     builtin: &'static str,
 ) -> Resource {
     match file {
-        Some(path) => Resource::File {
+        Some(path) => Resource::Replacing {
             field: field.into(),
             path: path.clone(),
+            name,
+            bytes: builtin.as_bytes(),
         },
         None => Resource::Embedded {
             name,
@@ -90,4 +94,56 @@ pub(crate) fn load_library<T: Clone>(
     parse(&text)
         .map(Cow::Owned)
         .map_err(|message| StageError::BadFile { path, message })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::stage::StageKind;
+
+    /// Writing out what leaving a field out means gives the parameters the key hashes
+    /// when it is left out: the judge and agreement model that default to another field.
+    #[test]
+    fn spelled_defaults_leave_key_parameters_as_they_were() {
+        let cases: [(&dyn StageKind, serde_json::Value, serde_json::Value); 4] = [
+            (
+                &super::evaluate::Evaluate,
+                json!({"models": ["t"], "baseline": "b"}),
+                json!({"judge": "b", "agreement_model": "b"}),
+            ),
+            (
+                &super::rollout::Rollout,
+                json!({"model": "m"}),
+                json!({"agreement_model": "m"}),
+            ),
+            (
+                &super::rollout::Rollout,
+                json!({"agents": ["m", "n"]}),
+                json!({"agreement_model": "m"}),
+            ),
+            (
+                &super::grpo::Grpo,
+                json!({"policy": "p"}),
+                json!({"agreement_model": "p"}),
+            ),
+        ];
+        for (kind, base, spelled) in cases {
+            let mut with = base.clone();
+            for (field, value) in spelled.as_object().unwrap() {
+                with[field] = value.clone();
+            }
+            assert_eq!(
+                kind.resolve(with).unwrap().json,
+                kind.resolve(base).unwrap().json,
+                "{}",
+                kind.kind()
+            );
+        }
+        // Another value is no default.
+        let other = super::rollout::Rollout
+            .resolve(json!({"model": "m", "agreement_model": "j"}))
+            .unwrap();
+        assert_eq!(other.json["agreement_model"], "j");
+    }
 }

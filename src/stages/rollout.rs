@@ -290,6 +290,16 @@ impl Stage for Rollout {
         resources
     }
 
+    /// An `agreement_model` naming the first agent's model is the default.
+    fn spelled_defaults(&self, params: &Params) -> Vec<&'static str> {
+        let first = params.agent_models().into_iter().next();
+        if first.is_some() && params.dialogue.agreement_model == first {
+            vec!["agreement_model"]
+        } else {
+            Vec::new()
+        }
+    }
+
     fn models(&self, params: &Params) -> Vec<(&'static str, String)> {
         let field = if params.agents.is_some() {
             "agents"

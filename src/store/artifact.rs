@@ -245,13 +245,7 @@ impl Store {
     /// against its recorded digest, whatever its stamp says: for files about to be loaded.
     pub fn verify_files(&self, key: &str) -> Result<(), StoreError> {
         let dir = self.entry_dir(key);
-        let meta_path = dir.join("meta.json");
-        let meta_bytes = std::fs::read(&meta_path).map_err(io_at(&meta_path))?;
-        let meta: Meta =
-            serde_json::from_slice(&meta_bytes).map_err(|source| StoreError::Json {
-                path: meta_path.clone(),
-                source,
-            })?;
+        let meta = read_meta(&dir)?;
         for file in &meta.files {
             let path = dir.join(&file.path);
             checked(&path, &file.path, &file.digest, None)
@@ -378,13 +372,7 @@ impl Store {
     /// Reads the artifact for `key`, verifying its digest against `meta.json`.
     pub fn read(&self, key: &str) -> Result<(Meta, RecordBatch), StoreError> {
         let dir = self.entry_dir(key);
-        let meta_path = dir.join("meta.json");
-        let meta_bytes = std::fs::read(&meta_path).map_err(io_at(&meta_path))?;
-        let meta: Meta =
-            serde_json::from_slice(&meta_bytes).map_err(|source| StoreError::Json {
-                path: meta_path.clone(),
-                source,
-            })?;
+        let meta = read_meta(&dir)?;
         let data_path = dir.join("data.parquet");
         let bytes = std::fs::read(&data_path).map_err(io_at(&data_path))?;
         let digest = blake3::hash(&bytes).to_hex().to_string();
@@ -500,6 +488,13 @@ impl Store {
         dirs.sort();
         Ok(dirs)
     }
+}
+
+/// The `meta.json` of the entry folder `dir`.
+fn read_meta(dir: &Path) -> Result<Meta, StoreError> {
+    let path = dir.join("meta.json");
+    let bytes = std::fs::read(&path).map_err(io_at(&path))?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::Json { path, source })
 }
 
 /// How a stored file compared with what `meta.json` recorded.

@@ -8,7 +8,13 @@
 //!
 //! Deliberately left out: the spec's file name and layout, comments, key order, number
 //! spelling (all gone once parameters are typed), absolute paths and file mtimes (a moved
-//! workspace or a `touch` re-runs nothing), and the stage's position in the spec.
+//! workspace or a `touch` re-runs nothing), and the stage's position in the spec. So are
+//! what cannot change the output (see [`crate::exec::keying`]): a field written out at
+//! the default another field gives it (`evaluate`'s `judge: <its baseline>`), the name of
+//! a file holding exactly the built-in data it replaces, and the request settings
+//! (`timeout_s`, `attempts`, `concurrency`) of a model that runs in-process, which key at
+//! their defaults. Each is normalised towards what a spec that never wrote it keys as, so
+//! such specs keep their keys.
 //!
 //! The parts are kept in a sidecar (`keys/ab/<key>.json`), so that [`explain`] can later
 //! say *which* field changed instead of only that the key did.

@@ -80,7 +80,9 @@ impl SafetensorsWeights {
             let map = read(&path)?;
             let tensors = SafeTensors::deserialize(&map).map_err(|e| LlmError::BadFile {
                 path: path.clone(),
-                message: e.to_string(),
+                message: format!(
+                    "is not a readable safetensors file ({e}); a partial download? fetch it again"
+                ),
             })?;
             let base = map.as_ptr() as usize;
             for (name, view) in tensors.tensors() {

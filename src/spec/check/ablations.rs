@@ -1,9 +1,12 @@
 //! Checking `ablations`: the axes a spec is crossed over.
 //!
 //! Within an axis the lists are zipped, so they must be as long as each other; the
-//! settings must get distinct variant names; each path must name a field of this spec,
-//! and `seeds` lists non-negative integers. It deliberately does not apply any variant:
-//! a variant is checked by loading the spec with its overrides, like `--set`.
+//! settings must get distinct variant names and no setting may repeat another (it would
+//! run the same variant twice); each path must name a field of this spec, and no two paths
+//! may set the same field (or one inside the other); `seeds` lists distinct non-negative
+//! integers; axis names must read back from variant names (see [`crate::spec::variants`]).
+//! It deliberately does not apply any variant: a variant is checked by loading the spec
+//! with its overrides, like `--set`.
 
 use std::collections::BTreeSet;
 
@@ -14,6 +17,7 @@ use super::{Checker, Place, TOP_FIELDS};
 use crate::spec::document::{Node, NodeValue};
 use crate::spec::error::SpecError;
 use crate::spec::path::{FieldPath, Segment};
+use crate::spec::variants::{NAME_KEY, SEEDS_AXIS, is_axis_name, label};
 use crate::spec::{AblationAxis, StageSpec};
 
 impl Checker<'_> {
@@ -32,8 +36,20 @@ impl Checker<'_> {
         // Borrowed from the document, not from `self`, so checks can report meanwhile.
         let doc = self.doc;
         let entries = doc.at(&path).and_then(Node::as_mapping).unwrap_or(&[]);
+        let has_seeds = entries.iter().any(|e| e.key == SEEDS_AXIS);
+        // Every path set so far: (path, its axis, the path as written).
+        let mut set: Vec<(FieldPath, String, String)> = Vec::new();
         for entry in entries {
             let axis_path = path.key(entry.key.clone());
+            if !is_axis_name(&entry.key) || (has_seeds && entry.key == "seed") {
+                self.report(
+                    axis_path.clone(),
+                    Place::Key,
+                    SpecError::InvalidAxisName {
+                        name: entry.key.clone(),
+                    },
+                );
+            }
             let axis = match &entry.value.value {
                 NodeValue::Sequence(_) => self
                     .typed::<Vec<Value>>(&axis_path)
@@ -57,7 +73,7 @@ impl Checker<'_> {
             let Some(axis) = axis else { continue };
             match &axis {
                 AblationAxis::Values(values) => {
-                    if entry.key != "seeds" {
+                    if entry.key != SEEDS_AXIS {
                         self.report(
                             axis_path.clone(),
                             Place::Value,
@@ -75,6 +91,20 @@ impl Checker<'_> {
                                 found: describe_json(&values[i]),
                             },
                         );
+                    } else {
+                        for j in 0..values.len() {
+                            if let Some(first) = (0..j).find(|&i| values[i] == values[j]) {
+                                self.report(
+                                    axis_path.index(j),
+                                    Place::Value,
+                                    SpecError::DuplicateSetting {
+                                        axis: entry.key.clone(),
+                                        label: label(&values[j]),
+                                        first,
+                                    },
+                                );
+                            }
+                        }
                     }
                 }
                 AblationAxis::Fields(fields) => {
@@ -91,28 +121,10 @@ impl Checker<'_> {
                             },
                         );
                     }
-                    // Variants are named by the axis's `name` list, else its first path's
-                    // values: those must tell the settings apart.
-                    let labels = fields
-                        .get(crate::spec::variants::NAME_KEY)
-                        .or_else(|| fields.values().next());
-                    if let Some(labels) = labels {
-                        let distinct: BTreeSet<String> =
-                            labels.iter().map(crate::spec::variants::label).collect();
-                        if distinct.len() < labels.len() {
-                            self.report(
-                                axis_path.clone(),
-                                Place::Key,
-                                SpecError::InvalidValue {
-                                    message: "two settings of this axis would have the same variant name".into(),
-                                    expected: "distinct values in the first list, or a `name` list naming each setting".into(),
-                                },
-                            );
-                        }
-                    }
+                    self.check_settings(&entry.key, &axis_path, fields);
                     for (field, values) in fields {
                         let field_path = axis_path.key(field.clone());
-                        if field == crate::spec::variants::NAME_KEY {
+                        if field == NAME_KEY {
                             continue;
                         }
                         if values.is_empty() {
@@ -127,6 +139,21 @@ impl Checker<'_> {
                         }
                         match FieldPath::parse(field) {
                             Some(target) => {
+                                let overlapping = set.iter().find(|(other, ..)| {
+                                    other.0.starts_with(&target.0) || target.0.starts_with(&other.0)
+                                });
+                                if let Some((_, other_axis, other_path)) = overlapping {
+                                    self.report(
+                                        field_path.clone(),
+                                        Place::Key,
+                                        SpecError::OverlappingAblationPaths {
+                                            path: field.clone(),
+                                            other_axis: other_axis.clone(),
+                                            other_path: other_path.clone(),
+                                        },
+                                    );
+                                }
+                                set.push((target.clone(), entry.key.clone(), field.clone()));
                                 if let Some(Segment::Key(first)) = target.0.first() {
                                     let stage_ok = match (first.as_str(), target.0.get(1)) {
                                         ("stages", Some(Segment::Key(stage))) => {
@@ -165,6 +192,67 @@ impl Checker<'_> {
             axes.insert(entry.key.clone(), axis);
         }
         axes
+    }
+}
+
+impl Checker<'_> {
+    /// The settings of a fields axis: no setting repeats another, and the labels that name
+    /// them in variants (the `name` list's, else the first path's values) differ.
+    fn check_settings(
+        &mut self,
+        axis: &str,
+        axis_path: &FieldPath,
+        fields: &IndexMap<String, Vec<Value>>,
+    ) {
+        let count = fields.values().map(Vec::len).min().unwrap_or(0);
+        let Some((first_path, labels)) = fields
+            .get_key_value(NAME_KEY)
+            .or_else(|| fields.iter().next())
+        else {
+            return;
+        };
+        let same_setting = |i: usize, j: usize| {
+            fields
+                .values()
+                .all(|values| same_value(&values[i], &values[j]))
+        };
+        let mut named_alike = false;
+        for j in 0..count {
+            if let Some(first) = (0..j).find(|&i| same_setting(i, j)) {
+                self.report(
+                    axis_path.key(first_path.clone()).index(j),
+                    Place::Value,
+                    SpecError::DuplicateSetting {
+                        axis: axis.to_string(),
+                        label: label(&labels[j]),
+                        first,
+                    },
+                );
+            } else if (0..j).any(|i| label(&labels[i]) == label(&labels[j])) {
+                named_alike = true;
+            }
+        }
+        if named_alike {
+            self.report(
+                axis_path.clone(),
+                Place::Key,
+                SpecError::InvalidValue {
+                    message: "two settings of this axis would have the same variant name".into(),
+                    expected:
+                        "distinct values in the first list, or a `name` list naming each setting"
+                            .into(),
+                },
+            );
+        }
+    }
+}
+
+/// Whether two ablation values set a field alike: numbers by value (`0` and `0.0` are
+/// the same learning rate), everything else by its canonical JSON.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => crate::canonical::to_string(a) == crate::canonical::to_string(b),
     }
 }
 

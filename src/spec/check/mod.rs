@@ -1,16 +1,18 @@
 //! The spec checker's core: walking the document tree and reporting located errors.
 //!
 //! [`Checker`] holds the spanned document and the diagnostics found so far; its methods
-//! are spread over this folder by concept (models, stages and their parameters, `needs`
-//! and the stage graph, ablations, cluster resources, reading serde's error messages),
-//! and [`Checker::check`] here runs them in order. Every check reports what it finds and
-//! carries on, so one run lists every error; a part that could not be read is left out of
-//! the typed [`Spec`], never guessed. This module does not parse YAML (see
-//! [`super::document`]), apply `--set` (see [`super::overrides`]) or plan anything.
+//! are spread over this folder by concept (numbers JSON cannot hold, models, stages and
+//! their parameters, `needs` and the stage graph, ablations, cluster resources, reading
+//! serde's error messages), and [`Checker::check`] here runs them in order. Every check
+//! reports what it finds and carries on, so one run lists every error; a part that could
+//! not be read is left out of the typed [`Spec`], never guessed. This module does not
+//! parse YAML (see [`super::document`]), apply `--set` (see [`super::overrides`]) or plan
+//! anything.
 
 mod ablations;
 mod dependencies;
 mod models;
+mod numbers;
 mod params;
 mod resources;
 mod serde_errors;
@@ -118,20 +120,8 @@ impl<'a> Checker<'a> {
     /// Deserialises the node at `path` into `T`, reporting a located error on failure.
     fn typed<T: DeserializeOwned>(&mut self, path: &FieldPath) -> Option<T> {
         let node = self.doc.at(path)?;
-        let json = match node.to_json() {
-            Ok(json) => json,
-            Err((_, message)) => {
-                self.report(
-                    path.clone(),
-                    Place::Value,
-                    SpecError::InvalidValue {
-                        message,
-                        expected: "a finite number".into(),
-                    },
-                );
-                return None;
-            }
-        };
+        // A number JSON cannot hold was reported where it is (see `numbers`).
+        let json = node.to_json().ok()?;
         match serde_path_to_error::deserialize::<_, T>(json) {
             Ok(value) => Some(value),
             Err(e) => {
@@ -198,6 +188,7 @@ impl<'a> Checker<'a> {
             return None;
         }
         self.unknown_keys(&root, TOP_FIELDS);
+        self.check_numbers();
         for required in ["version", "name", "stages"] {
             if self.doc.get(required).is_none() {
                 self.report(

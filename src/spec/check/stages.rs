@@ -18,7 +18,7 @@ use crate::registry::Registry;
 use crate::spec::StageSpec;
 use crate::spec::error::SpecError;
 use crate::spec::path::FieldPath;
-use crate::stage::{Resolved, Resource, StageKind, Upstream};
+use crate::stage::{Resolved, StageKind, Upstream};
 
 /// The fields of a stage.
 const STAGE_FIELDS: &[&str] = &["kind", "needs", "with", "resources"];
@@ -72,6 +72,7 @@ impl Checker<'_> {
         let with = match self.doc.at(&with_path) {
             None => Some(Value::Object(Default::default())),
             Some(node) if is_null(node) => Some(Value::Object(Default::default())),
+            // A number JSON cannot hold was reported where it is (see `numbers`).
             Some(_) if self.expect_mapping(&with_path, "a mapping of parameters") => {
                 self.doc.at(&with_path).and_then(|n| n.to_json().ok())
             }
@@ -96,21 +97,24 @@ impl Checker<'_> {
             match kind.resolve(with.clone()) {
                 Ok(params) => {
                     for (field, message) in kind.check_params(&params) {
-                        self.report(
-                            with_path.join(&FieldPath::parse(&field).unwrap_or_default()),
-                            Place::Value,
+                        let path = with_path.join(&FieldPath::parse(&field).unwrap_or_default());
+                        // A field left out holds its default: the fix is to write one.
+                        let error = if self.doc.at(&path).is_none() {
+                            SpecError::UnusableDefault { field, message }
+                        } else {
                             SpecError::InvalidValue {
                                 message,
                                 expected: "a value this stage can use".into(),
-                            },
-                        );
+                            }
+                        };
+                        self.report(path, Place::Value, error);
                     }
                     for resource in kind.resources(&params) {
-                        let Resource::File { field, path: file } = resource else {
+                        let Some((field, file)) = resource.file() else {
                             continue;
                         };
                         let path = file.display().to_string();
-                        let error = match std::fs::metadata(dir.join(&file)) {
+                        let error = match std::fs::metadata(dir.join(file)) {
                             Err(_) => SpecError::MissingFile { path },
                             Ok(meta) => match not_regular(&meta) {
                                 Some(found) => SpecError::NotAFile { path, found },
@@ -118,7 +122,7 @@ impl Checker<'_> {
                             },
                         };
                         self.report(
-                            with_path.join(&FieldPath::parse(&field).unwrap_or_default()),
+                            with_path.join(&FieldPath::parse(field).unwrap_or_default()),
                             Place::Value,
                             error,
                         );

@@ -91,7 +91,9 @@ pub struct Params {
     pub models: Vec<String>,
     /// The model every other one is compared with (usually the base model).
     pub baseline: String,
-    /// The judge (default: the baseline model). Never one of the evaluated checkpoints.
+    /// The judge of the `collective_agency` and `conflict_resolution` suites, which
+    /// they need: a model that is not evaluated, or the baseline itself (which then
+    /// judges its own answers too, so the spec must say so). Never another of `models`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<String>,
     #[serde(default = "all_suites")]
@@ -113,7 +115,7 @@ pub struct Params {
     /// `answer` (the index of the right one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub choices_file: Option<PathBuf>,
-    /// Bootstrap resamples for the confidence intervals.
+    /// Bootstrap resamples for the confidence intervals (at least 1).
     #[serde(default = "default_resamples")]
     pub resamples: usize,
     /// Seconds one judge request may take, and tries per request (endpoint judge).
@@ -140,6 +142,7 @@ fn default_resamples() -> usize {
 }
 
 impl Params {
+    /// The judge; checked to be named when a suite asks it.
     fn judge(&self) -> &str {
         self.judge.as_deref().unwrap_or(&self.baseline)
     }
@@ -235,10 +238,30 @@ impl Stage for Evaluate {
             .into_iter()
             .flatten(),
         );
+        if params.resamples == 0 {
+            problems.push((
+                "resamples".into(),
+                "must be at least 1: each confidence interval resamples the items this many times"
+                    .into(),
+            ));
+        }
+        let judged = params.has(Suite::CollectiveAgency) || params.has(Suite::ConflictResolution);
+        if judged && params.judge.is_none() {
+            problems.push((
+                "judge".into(),
+                format!(
+                    "the default judge is the baseline `{0}`, which is evaluated too and would \
+                     judge its own answers; write `judge: {0}` to let it, or name a model that \
+                     is not evaluated",
+                    params.baseline
+                ),
+            ));
+        }
+        // The baseline may judge when the spec names it, even if `models` lists it too.
         if params
             .models
             .iter()
-            .any(|m| Some(m) == params.judge.as_ref())
+            .any(|m| Some(m) == params.judge.as_ref() && *m != params.baseline)
         {
             problems.push((
                 "judge".into(),
@@ -318,6 +341,25 @@ impl Stage for Evaluate {
         models
     }
 
+    /// A `judge` or `agreement_model` naming the baseline is what leaving it out means.
+    fn spelled_defaults(&self, params: &Params) -> Vec<&'static str> {
+        let baseline = Some(&params.baseline);
+        let mut fields = Vec::new();
+        if params.judge.as_ref() == baseline {
+            fields.push("judge");
+        }
+        if params.dialogue.agreement_model.as_ref() == baseline {
+            fields.push("agreement_model");
+        }
+        fields
+    }
+
+    fn endpoint_settings(&self, params: &Params) -> Vec<(String, &'static str)> {
+        ["timeout_s", "attempts"]
+            .map(|field| (params.judge().to_string(), field))
+            .into()
+    }
+
     fn run(&self, params: &Params, ctx: &StageContext) -> Result<RecordBatch, StageError> {
         for name in params.evaluated() {
             if !ctx.models.in_process(&name) {
@@ -365,7 +407,11 @@ impl Stage for Evaluate {
                     s.summary.items,
                     s.summary.repeats
                 ),
-                None => "no item has a value".into(),
+                None if s.summary.items == 0 => "no item has a value".into(),
+                None => format!(
+                    "{:.3} ± {:.3} ({} items × {} repeats)",
+                    s.summary.mean, s.summary.std_dev, s.summary.items, s.summary.repeats
+                ),
             };
             ctx.progress
                 .note(&format!("{}: {} {}: {value}", ctx.name, s.model, s.metric));

@@ -85,6 +85,15 @@ impl Stage for Grpo {
         }
     }
 
+    /// An `agreement_model` naming the policy (its base weights) is the default.
+    fn spelled_defaults(&self, params: &Params) -> Vec<&'static str> {
+        if params.dialogue.agreement_model.as_ref() == Some(&params.policy) {
+            vec!["agreement_model"]
+        } else {
+            Vec::new()
+        }
+    }
+
     fn models(&self, params: &Params) -> Vec<(&'static str, String)> {
         let mut models = vec![("policy", params.policy.clone())];
         if params.reward == Reward::Judge

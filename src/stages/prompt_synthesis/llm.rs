@@ -278,8 +278,9 @@ impl Writer<'_> {
                 })
                 .collect::<Result<Vec<_>, StageError>>()?;
             let completions = model
-                .generate(&requests)
+                .generate_while(&requests, || !self.ctx.is_cancelled())
                 .map_err(|e| failed(self.name, e))?;
+            self.ctx.check_cancelled()?;
             for (&i, completion) in chunk.iter().zip(completions) {
                 let reply = Reply {
                     text: format!("{}{}", self.params.reply_prefix, completion.text),
