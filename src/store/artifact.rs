@@ -528,7 +528,7 @@ fn checked(
         Ok(found) => Err(format!(
             "`{name}` has digest {} but {} was recorded",
             &found[..12],
-            &digest[..12.min(digest.len())]
+            digest.get(..12).unwrap_or(digest)
         )),
         Err(e) => Err(format!("cannot read `{name}`: {e}")),
     }
