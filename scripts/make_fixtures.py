@@ -7,6 +7,10 @@ Builds two tiny random models with Hugging Face `transformers` and records what
 * `llama-gqa`: Llama with grouped-query attention (4 heads, 2 KV heads), untied embeddings
   and Llama-3 RoPE scaling; tokenizer pre-tokenised like SmolLM2 (GGUF pre `smollm`).
 * `qwen2-tied`: Qwen2 with QKV bias and tied embeddings; Qwen2 pre-tokeniser (`qwen2`).
+* `qwen3-untied`: Qwen3 with per-head query/key RMSNorm, `head_dim` 16 where hidden/heads is
+  12, and an untied LM head; GGUF architecture `qwen3` (no Q/K permutation).
+* `llama3-long` and `llama-linear`: Llama with `llama3` and `linear` RoPE scaling, each with
+  a prompt of a few hundred tokens, long enough that the scaling changes the logits.
 
 Each model is saved as a Hugging Face folder (config.json, model.safetensors, tokenizer.json,
 tokenizer_config.json with a ChatML template) and as GGUF files (F32, and Q8_0 for the
@@ -16,12 +20,14 @@ holds prompts, their token ids, greedy continuations and rendered chat prompts;
 `reference.safetensors` holds the logits. `quants.safetensors` holds random blocks of each
 GGUF quantisation type with `gguf`'s own dequantisation, to check our dequantisers.
 
-Run: `python3 scripts/make_fixtures.py` (needs torch, transformers, tokenizers, gguf, numpy,
-safetensors). Output: tests/fixtures/llm/. Deterministic for a given library version.
+Run: `python3 scripts/make_fixtures.py [NAME ...]` (needs torch, transformers 5, tokenizers,
+gguf, numpy, safetensors); with names, only those fixtures are rebuilt. Output:
+tests/fixtures/llm/. Deterministic for a given library version.
 """
 
 import json
 import pathlib
+import sys
 
 import gguf
 import numpy as np
@@ -29,7 +35,7 @@ import torch
 from safetensors.numpy import save_file
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast,
-                          Qwen2Config)
+                          Qwen2Config, Qwen3Config)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "llm"
@@ -59,6 +65,12 @@ MESSAGES = [
     {"role": "assistant", "content": "Let us weigh who benefits."},
     {"role": "user", "content": "Propose a split."},
 ]
+
+
+def long_prompt():
+    """A few hundred tokens of the dilemma library: positions past the RoPE scaling's
+    `original_max_position_embeddings`."""
+    return " ".join(corpus()[:8])
 
 
 def corpus():
@@ -101,6 +113,9 @@ def write_gguf(path, arch, cfg, state, tok, qtype, pre):
     w.add_head_count_kv(cfg.num_key_value_heads)
     w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    if arch == "qwen3":
+        w.add_key_length(cfg.head_dim)
+        w.add_value_length(cfg.head_dim)
     vocab = tok.get_vocab()
     tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
     w.add_tokenizer_model("gpt2")
@@ -123,6 +138,9 @@ def write_gguf(path, arch, cfg, state, tok, qtype, pre):
 
     if cfg.rope_parameters.get("rope_type") == "llama3":
         put("rope_freqs.weight", llama3_rope_factors(cfg))
+    elif cfg.rope_parameters.get("rope_type") == "linear":
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(cfg.rope_parameters["factor"])
     put("token_embd.weight", state["model.embed_tokens.weight"])
     put("output_norm.weight", state["model.norm.weight"])
     if "lm_head.weight" in state and not cfg.tie_word_embeddings:
@@ -139,6 +157,9 @@ def write_gguf(path, arch, cfg, state, tok, qtype, pre):
         for bias in ("q", "k", "v"):
             if p + f"self_attn.{bias}_proj.bias" in state:
                 put(f"blk.{i}.attn_{bias}.bias", state[p + f"self_attn.{bias}_proj.bias"])
+        for norm in ("q", "k"):
+            if p + f"self_attn.{norm}_norm.weight" in state:
+                put(f"blk.{i}.attn_{norm}_norm.weight", state[p + f"self_attn.{norm}_norm.weight"])
         put(f"blk.{i}.attn_norm.weight", state[p + "input_layernorm.weight"])
         put(f"blk.{i}.ffn_norm.weight", state[p + "post_attention_layernorm.weight"])
         put(f"blk.{i}.ffn_gate.weight", state[p + "mlp.gate_proj.weight"])
@@ -172,19 +193,26 @@ def llama3_rope_factors(cfg):
     return np.array(factors, dtype=np.float32)
 
 
-def build(name, arch, tok_style):
-    torch.manual_seed(7 if arch == "llama" else 11)
+LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+
+
+def build(name, arch, tok_style, rope=None, seed=None, long=False):
+    torch.manual_seed(seed if seed is not None else 7 if arch == "llama" else 11)
     tok = train_tokenizer(tok_style)
     vocab_size = tok.get_vocab_size()
     common = dict(vocab_size=vocab_size, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                  num_attention_heads=4, num_key_value_heads=2,
+                  max_position_embeddings=512 if long else 256,
                   initializer_range=0.15, bos_token_id=tok.token_to_id("<|im_start|>"),
                   eos_token_id=tok.token_to_id("<|im_end|>"))
     if arch == "llama":
         cfg = LlamaConfig(**common, rms_norm_eps=1e-5, tie_word_embeddings=False,
-                          rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
-                                           "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                                           "original_max_position_embeddings": 64})
+                          rope_parameters=rope or LLAMA3_ROPE)
+    elif arch == "qwen3":
+        cfg = Qwen3Config(**common, head_dim=16, rms_norm_eps=1e-6, tie_word_embeddings=False,
+                          use_sliding_window=False, attention_bias=False,
+                          rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
     else:
         cfg = Qwen2Config(**common, rms_norm_eps=1e-6, tie_word_embeddings=True, use_sliding_window=False,
                           rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
@@ -202,12 +230,14 @@ def build(name, arch, tok_style):
     state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     write_gguf(OUT / f"{name}.f32.gguf", arch, cfg, state, tok, gguf.GGMLQuantizationType.F32,
                "smollm" if tok_style == "smollm" else "qwen2")
-    write_gguf(OUT / f"{name}.q8_0.gguf", arch, cfg, state, tok, gguf.GGMLQuantizationType.Q8_0,
-               "smollm" if tok_style == "smollm" else "qwen2")
+    if not long:
+        write_gguf(OUT / f"{name}.q8_0.gguf", arch, cfg, state, tok, gguf.GGMLQuantizationType.Q8_0,
+                   "smollm" if tok_style == "smollm" else "qwen2")
 
     reference = {"prompts": [], "chat": {}}
     tensors = {}
-    for i, prompt in enumerate(PROMPTS):
+    prompts = PROMPTS + [long_prompt()] if long else PROMPTS
+    for i, prompt in enumerate(prompts):
         ids = fast(prompt, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             logits = model(torch.tensor([ids])).logits[0].numpy()
@@ -262,10 +292,19 @@ def quant_blocks():
     save_file(out, str(OUT / "quants.safetensors"))
 
 
+FIXTURES = {
+    "llama-gqa": lambda: build("llama-gqa", "llama", "smollm"),
+    "qwen2-tied": lambda: build("qwen2-tied", "qwen2", "qwen2"),
+    "qwen3-untied": lambda: build("qwen3-untied", "qwen3", "qwen2", seed=13, long=True),
+    "llama3-long": lambda: build("llama3-long", "llama", "smollm", seed=17, long=True),
+    "llama-linear": lambda: build("llama-linear", "llama", "smollm", seed=19, long=True,
+                                  rope={"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0}),
+    "quants": quant_blocks,
+}
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
-    build("llama-gqa", "llama", "smollm")
-    build("qwen2-tied", "qwen2", "qwen2")
-    quant_blocks()
+    for name in sys.argv[1:] or FIXTURES:
+        FIXTURES[name]()
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"fixtures in {OUT.relative_to(ROOT)}: {total / 1e6:.2f} MB")

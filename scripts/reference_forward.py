@@ -3,8 +3,9 @@
 
 Reads a Hugging Face folder (`config.json`, `model.safetensors`) the way `transformers`
 does and prints the logits of a token sequence as JSON (`[T][V]`). It implements exactly
-what the engine supports (RMSNorm, RoPE with `rotate_half` and optional Llama-3 scaling,
-grouped-query attention, SwiGLU, optional QKV bias, tied or untied embeddings), so a test
+what the engine supports (RMSNorm, RoPE with `rotate_half`,
+grouped-query attention, SwiGLU, optional QKV bias, Qwen3's per-head query/key RMSNorm,
+`llama3` or `linear` RoPE scaling, tied or untied embeddings), so a test
 can compare an exported checkpoint's logits with the engine's without torch.
 
     python3 scripts/reference_forward.py FOLDER 1,2,3
@@ -44,7 +45,10 @@ def inverse_frequencies(config, head_dim):
     theta = params.get("rope_theta", config.get("rope_theta", 10000.0))
     inv = 1.0 / theta ** (np.arange(0, head_dim, 2) / head_dim)
     scaling = config.get("rope_scaling") or params
-    if scaling and scaling.get("rope_type", scaling.get("type")) == "llama3":
+    kind = scaling.get("rope_type", scaling.get("type")) if scaling else None
+    if kind == "linear":
+        inv = inv / scaling["factor"]
+    if kind == "llama3":
         factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
         original = scaling["original_max_position_embeddings"]
         wavelen = 2 * math.pi / inv
@@ -83,6 +87,9 @@ def forward(folder, ids):
         q = linear("self_attn.q_proj", h).reshape(t, heads, head_dim).transpose(1, 0, 2)
         k = linear("self_attn.k_proj", h).reshape(t, kv_heads, head_dim).transpose(1, 0, 2)
         v = linear("self_attn.v_proj", h).reshape(t, kv_heads, head_dim).transpose(1, 0, 2)
+        if f"{p}.self_attn.q_norm.weight" in w:  # Qwen3: each head's queries and keys
+            q = rms_norm(q, w[f"{p}.self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, w[f"{p}.self_attn.k_norm.weight"], eps)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         group = heads // kv_heads

@@ -122,6 +122,57 @@ fn a_truncated_gguf_file_is_named_as_truncated() {
     );
 }
 
+/// Where the GGUF string `text` (length-prefixed, as names and keys are stored) ends.
+fn after_gguf_string(bytes: &[u8], text: &str) -> usize {
+    let mut needle = (text.len() as u64).to_le_bytes().to_vec();
+    needle.extend_from_slice(text.as_bytes());
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .unwrap_or_else(|| panic!("`{text}` is in the file"));
+    at + needle.len()
+}
+
+#[test]
+fn a_gguf_file_of_another_architecture_names_it() {
+    let ws = Workspace::new();
+    let mut bytes = std::fs::read(Path::new(FIXTURES).join("qwen2-tied.f32.gguf")).unwrap();
+    // The value of `general.architecture`: a u32 type and a u64 length, then `qwen2`.
+    let value = after_gguf_string(&bytes, "general.architecture") + 4 + 8;
+    assert_eq!(&bytes[value..value + 5], b"qwen2");
+    bytes[value..value + 5].copy_from_slice(b"olmoe"); // a mixture-of-experts architecture
+    std::fs::write(ws.path().join("moe.gguf"), &bytes).unwrap();
+    every_command_rejects(
+        &ws,
+        "path:moe.gguf",
+        &[
+            "moe.gguf",
+            "`general.architecture` is `olmoe`; supported: `llama`, `mistral`, `qwen2`, `qwen3`",
+        ],
+    );
+}
+
+#[test]
+fn a_gguf_tensor_of_an_unsupported_type_is_named() {
+    let ws = Workspace::new();
+    let mut bytes = std::fs::read(Path::new(FIXTURES).join("qwen2-tied.f32.gguf")).unwrap();
+    // A tensor's description: its name, a u32 dimension count, u64 dimensions, a u32 type.
+    let dims = after_gguf_string(&bytes, "blk.0.ffn_down.weight");
+    let count = u32::from_le_bytes(bytes[dims..dims + 4].try_into().unwrap()) as usize;
+    let ty = dims + 4 + 8 * count;
+    assert_eq!(&bytes[ty..ty + 4], &0u32.to_le_bytes(), "stored as F32");
+    bytes[ty..ty + 4].copy_from_slice(&7u32.to_le_bytes()); // Q5_1: smaller, so it still fits
+    std::fs::write(ws.path().join("q5_1.gguf"), &bytes).unwrap();
+    every_command_rejects(
+        &ws,
+        "path:q5_1.gguf",
+        &[
+            "q5_1.gguf",
+            "`blk.0.ffn_down.weight` has type Q5_1; supported: F32, F16, BF16",
+        ],
+    );
+}
+
 /// A copy of the tiny Hugging Face fixture in `ws` under `name`.
 fn copy_fixture(ws: &Workspace, name: &str) {
     let from = Path::new(FIXTURES).join("qwen2-tied");

@@ -13,6 +13,20 @@ use accord::spec::Dtype;
 use burn::tensor::Device;
 use safetensors::SafeTensors;
 
+/// Every model fixture: Llama (GQA, Llama-3 RoPE scaling), Qwen2 (QKV bias, tied), Qwen3
+/// (query/key norms, `head_dim` ≠ hidden/heads, untied), and Llama with `llama3` and
+/// `linear` scaling over a prompt of a few hundred positions.
+const MODELS: [&str; 5] = [
+    "llama-gqa",
+    "qwen2-tied",
+    "qwen3-untied",
+    "llama3-long",
+    "llama-linear",
+];
+
+/// The fixtures with a Q8_0 GGUF file too.
+const QUANTISED: [&str; 2] = ["llama-gqa", "qwen2-tied"];
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llm")
 }
@@ -140,7 +154,7 @@ fn check(name: &str, label: &str, model: &LlamaModel, tolerance: f32) -> f32 {
 #[test]
 fn safetensors_models_match_transformers_on_flex() {
     let device = Device::flex();
-    for name in ["llama-gqa", "qwen2-tied"] {
+    for name in MODELS {
         check(name, "safetensors, flex", &load_hf(name, &device), 1e-4);
     }
 }
@@ -148,7 +162,7 @@ fn safetensors_models_match_transformers_on_flex() {
 #[test]
 fn gguf_models_match_transformers_on_flex() {
     let device = Device::flex();
-    for name in ["llama-gqa", "qwen2-tied"] {
+    for name in MODELS {
         check(
             name,
             "GGUF f32, flex",
@@ -161,7 +175,7 @@ fn gguf_models_match_transformers_on_flex() {
 /// Loads each fixture in f16 and bf16 on `device` and compares logits with the f32
 /// reference, relative to the largest logit (f16 keeps 11 significant bits, bf16 8).
 fn check_half_precision(device: &Device, label: &str) {
-    for name in ["llama-gqa", "qwen2-tied"] {
+    for name in ["llama-gqa", "qwen2-tied", "qwen3-untied"] {
         let dir = fixtures().join(name);
         let reference = reference(name);
         let scale = reference
@@ -220,18 +234,17 @@ fn half_precision_on_a_gpu() {
 #[test]
 fn gguf_and_safetensors_loads_agree() {
     let device = Device::flex();
-    for name in ["llama-gqa", "qwen2-tied"] {
+    for name in MODELS {
         let ids = &reference(name).prompts[0].0;
         let a = logits(&load_hf(name, &device), ids);
         let b = logits(&load_gguf(&format!("{name}.f32.gguf"), &device), ids);
-        let q = logits(&load_gguf(&format!("{name}.q8_0.gguf"), &device), ids);
-        println!(
-            "{name}: GGUF f32 vs safetensors {:.3e}; GGUF Q8_0 vs safetensors {:.3e}",
-            max_diff(&a, &b),
-            max_diff(&a, &q)
-        );
+        println!("{name}: GGUF f32 vs safetensors {:.3e}", max_diff(&a, &b));
         assert!(max_diff(&a, &b) <= 1e-5);
-        assert!(max_diff(&a, &q) <= 0.15, "Q8_0 should stay close to f32");
+        if QUANTISED.contains(&name) {
+            let q = logits(&load_gguf(&format!("{name}.q8_0.gguf"), &device), ids);
+            println!("{name}: GGUF Q8_0 vs safetensors {:.3e}", max_diff(&a, &q));
+            assert!(max_diff(&a, &q) <= 0.15, "Q8_0 should stay close to f32");
+        }
     }
 }
 
@@ -272,7 +285,7 @@ fn batched_rows_of_different_lengths_match_single_rows() {
 #[test]
 fn teacher_forced_log_probs_match_transformers() {
     let device = Device::flex();
-    for name in ["llama-gqa", "qwen2-tied"] {
+    for name in MODELS {
         let model = load_hf(name, &device);
         let reference = reference(name);
         let ids = &reference.prompts[0].0;
@@ -296,12 +309,110 @@ fn models_match_transformers_on_wgpu() {
     // wgpu opens a device once per process; asking again hands out the same one.
     let again = accord::llm::resolve_backend(accord::spec::Backend::Wgpu).unwrap();
     assert_eq!(again.adapter, backend.adapter);
-    for name in ["llama-gqa", "qwen2-tied"] {
+    for name in MODELS {
         check(
             name,
             "safetensors, wgpu",
             &load_hf(name, &backend.device),
             1e-4,
+        );
+    }
+}
+
+/// The scaled fixtures' last prompt runs past `original_max_position_embeddings`: without
+/// the scaling, their logits would be far from `transformers'`, so the match above tests
+/// the scaling and not only the unscaled frequencies.
+#[test]
+fn rope_scaling_changes_the_logits_of_long_prompts() {
+    let device = Device::flex();
+    for name in ["llama3-long", "llama-linear"] {
+        let dir = fixtures().join(name);
+        let mut config = ModelConfig::from_hf_json(&dir.join("config.json")).unwrap();
+        assert!(config.rope_scaling.is_some(), "{name} has RoPE scaling");
+        config.rope_scaling = None;
+        let mut weights = SafetensorsWeights::open(&dir).unwrap();
+        let unscaled = LlamaModel::load(config, &mut weights, &device, Dtype::F32).unwrap();
+        let reference = reference(name);
+        let (ids, _) = reference.prompts.last().unwrap();
+        assert!(
+            ids.len() > 200,
+            "{name}: the long prompt has {} tokens",
+            ids.len()
+        );
+        let diff = max_diff(&logits(&unscaled, ids), reference.logits.last().unwrap());
+        println!(
+            "{name}: {} tokens; logits without the scaling differ from transformers' by {diff:.3e}",
+            ids.len()
+        );
+        assert!(
+            diff > 1e-2,
+            "{name}: the scaling should matter at these positions"
+        );
+    }
+}
+
+/// Options the engine lacks are refused when the model loads, naming the field.
+#[test]
+fn unsupported_configurations_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let base: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("qwen3-untied/config.json")).unwrap(),
+    )
+    .unwrap();
+    let cases = [
+        (
+            serde_json::json!({"model_type": "gemma3"}),
+            "model_type",
+            "is `gemma3`; supported: `llama`, `mistral`, `qwen2`, `qwen3`",
+        ),
+        (
+            serde_json::json!({"model_type": "qwen3_moe", "num_experts": 128}),
+            "model_type",
+            "is `qwen3_moe`",
+        ),
+        (
+            serde_json::json!({"num_experts": 8}),
+            "num_experts",
+            "is 8: mixture-of-experts models are not supported",
+        ),
+        (
+            serde_json::json!({"num_local_experts": 8}),
+            "num_local_experts",
+            "mixture-of-experts",
+        ),
+        (
+            serde_json::json!({"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e6}}),
+            "rope_parameters.rope_type",
+            "is `yarn`; supported: `default`, `linear`, `llama3`",
+        ),
+        (
+            serde_json::json!({"rope_scaling": {"type": "dynamic", "factor": 2.0}, "rope_parameters": null}),
+            "rope_scaling.rope_type",
+            "is `dynamic`",
+        ),
+        (
+            serde_json::json!({"rope_parameters": {"rope_type": "linear", "rope_theta": 1e6}}),
+            "rope_parameters.factor",
+            "is missing",
+        ),
+        (
+            serde_json::json!({"use_sliding_window": true}),
+            "use_sliding_window",
+            "is true; supported: false",
+        ),
+    ];
+    for (change, field, problem) in cases {
+        let mut config = base.clone();
+        for (key, value) in change.as_object().unwrap() {
+            config[key] = value.clone();
+        }
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let message = ModelConfig::from_hf_json(&path).unwrap_err().to_string();
+        println!("{message}");
+        assert!(
+            message.contains(&format!("`{field}`")) && message.contains(problem),
+            "{change}: {message}"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! Grouped-query self-attention with a key/value cache.
 
 use burn::module::Module;
+use burn::nn::RmsNorm;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, DType, Tensor};
 
@@ -15,6 +16,10 @@ pub struct Attention {
     pub k_proj: Dense,
     pub v_proj: Dense,
     pub o_proj: Dense,
+    /// Qwen3: RMSNorm over each query head's `D` dimensions, before RoPE.
+    pub q_norm: Option<RmsNorm>,
+    /// Qwen3: RMSNorm over each key head's `D` dimensions, before RoPE.
+    pub k_norm: Option<RmsNorm>,
     pub num_heads: usize,
     pub num_kv_heads: usize,
     pub head_dim: usize,
@@ -33,17 +38,20 @@ impl Attention {
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (h, k, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        // q: [B, T, H, D]; key: [B, T, K, D]
+        let q = self.q_proj.forward(x.clone()).reshape([b, t, h, d]);
+        let key = self.k_proj.forward(x.clone()).reshape([b, t, k, d]);
+        let q = match &self.q_norm {
+            Some(norm) => norm.forward(q),
+            None => q,
+        };
+        let key = match &self.k_norm {
+            Some(norm) => norm.forward(key),
+            None => key,
+        };
         // q: [B, H, T, D]; k, v: [B, K, T, D]
-        let q = self
-            .q_proj
-            .forward(x.clone())
-            .reshape([b, t, h, d])
-            .swap_dims(1, 2);
-        let key = self
-            .k_proj
-            .forward(x.clone())
-            .reshape([b, t, k, d])
-            .swap_dims(1, 2);
+        let q = q.swap_dims(1, 2);
+        let key = key.swap_dims(1, 2);
         let value = self.v_proj.forward(x).reshape([b, t, k, d]).swap_dims(1, 2);
         let q = rope::apply(q, cos, sin);
         let key = rope::apply(key, cos, sin);

@@ -14,11 +14,55 @@ pub enum Architecture {
     Llama,
     Mistral,
     Qwen2,
+    /// Qwen3 (dense): per-head RMSNorm on queries and keys before RoPE, no QKV bias.
+    Qwen3,
+}
+
+impl Architecture {
+    /// `model_type` in `config.json`, and GGUF's `general.architecture`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Mistral => "mistral",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
+        }
+    }
+
+    /// The architecture named `name` in `config.json` or GGUF metadata.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Every supported architecture, for messages.
+    pub const ALL: [Architecture; 4] = [
+        Architecture::Llama,
+        Architecture::Mistral,
+        Architecture::Qwen2,
+        Architecture::Qwen3,
+    ];
+
+    /// "`llama`, `mistral`, `qwen2`, `qwen3`": what a message lists as supported.
+    pub fn supported() -> String {
+        Self::ALL
+            .iter()
+            .map(|a| format!("`{}`", a.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Whether each attention head normalises its queries and keys (Qwen3's `q_norm`,
+    /// `k_norm`).
+    pub fn has_qk_norm(self) -> bool {
+        self == Architecture::Qwen3
+    }
 }
 
 /// How rotary frequencies are scaled.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RopeScaling {
+    /// Every frequency divided by `factor` (position interpolation).
+    Linear { factor: f64 },
     /// Llama 3's smooth interpolation between low and high frequencies.
     Llama3 {
         factor: f64,
@@ -91,6 +135,26 @@ struct HfConfig {
     use_sliding_window: bool,
     bos_token_id: Option<u32>,
     eos_token_id: Option<OneOrMany>,
+    /// Mixture-of-experts models name their expert count in one of these.
+    num_experts: Option<serde_json::Value>,
+    num_local_experts: Option<serde_json::Value>,
+    n_routed_experts: Option<serde_json::Value>,
+}
+
+impl HfConfig {
+    /// The field that makes this a mixture-of-experts model, and its value.
+    fn experts(&self) -> Option<(&'static str, &serde_json::Value)> {
+        [
+            ("num_experts", &self.num_experts),
+            ("num_local_experts", &self.num_local_experts),
+            ("n_routed_experts", &self.n_routed_experts),
+        ]
+        .into_iter()
+        .find_map(|(field, value)| match value {
+            Some(v) if !v.is_null() && v.as_u64() != Some(0) => Some((field, v)),
+            _ => None,
+        })
+    }
 }
 
 fn default_positions() -> usize {
@@ -114,17 +178,21 @@ impl ModelConfig {
             problem,
         };
         let model_type = raw.model_type.clone().unwrap_or_else(|| "llama".into());
-        let architecture = match model_type.as_str() {
-            "llama" => Architecture::Llama,
-            "mistral" => Architecture::Mistral,
-            "qwen2" => Architecture::Qwen2,
-            other => {
-                return Err(unsupported(
-                    "model_type",
-                    format!("is `{other}`; supported: `llama`, `mistral`, `qwen2`"),
-                ));
-            }
+        let Some(architecture) = Architecture::from_name(&model_type) else {
+            return Err(unsupported(
+                "model_type",
+                format!(
+                    "is `{model_type}`; supported: {}",
+                    Architecture::supported()
+                ),
+            ));
         };
+        if let Some((field, count)) = raw.experts() {
+            return Err(unsupported(
+                field,
+                format!("is {count}: mixture-of-experts models are not supported"),
+            ));
+        }
         if let Some(act) = &raw.hidden_act
             && act != "silu"
         {
@@ -136,7 +204,9 @@ impl ModelConfig {
         if raw.mlp_bias {
             return Err(unsupported("mlp_bias", "is true; supported: false".into()));
         }
-        if architecture == Architecture::Qwen2 && raw.use_sliding_window {
+        if matches!(architecture, Architecture::Qwen2 | Architecture::Qwen3)
+            && raw.use_sliding_window
+        {
             return Err(unsupported(
                 "use_sliding_window",
                 "is true; supported: false".into(),
@@ -169,6 +239,9 @@ impl ModelConfig {
                 };
                 match kind {
                     "default" | "" => None,
+                    "linear" => Some(RopeScaling::Linear {
+                        factor: number("factor")?,
+                    }),
                     "llama3" => Some(RopeScaling::Llama3 {
                         factor: number("factor")?,
                         low_freq_factor: number("low_freq_factor")?,
@@ -180,7 +253,7 @@ impl ModelConfig {
                     other => {
                         return Err(unsupported(
                             &format!("{scaling_field}.rope_type"),
-                            format!("is `{other}`; supported: `default`, `llama3`"),
+                            format!("is `{other}`; supported: `default`, `linear`, `llama3`"),
                         ));
                     }
                 }
@@ -226,13 +299,19 @@ impl ModelConfig {
 
     /// The `config.json` `transformers` reads for this model (f32 weights).
     pub fn to_hf_json(&self) -> Result<serde_json::Value, LlmError> {
-        let (model_type, class) = match self.architecture {
-            Architecture::Llama => ("llama", "LlamaForCausalLM"),
-            Architecture::Mistral => ("mistral", "MistralForCausalLM"),
-            Architecture::Qwen2 => ("qwen2", "Qwen2ForCausalLM"),
+        let model_type = self.architecture.name();
+        let class = match self.architecture {
+            Architecture::Llama => "LlamaForCausalLM",
+            Architecture::Mistral => "MistralForCausalLM",
+            Architecture::Qwen2 => "Qwen2ForCausalLM",
+            Architecture::Qwen3 => "Qwen3ForCausalLM",
         };
         let rope_scaling = match &self.rope_scaling {
             None => serde_json::Value::Null,
+            Some(RopeScaling::Linear { factor }) => serde_json::json!({
+                "rope_type": "linear",
+                "factor": factor,
+            }),
             Some(RopeScaling::Llama3 {
                 factor,
                 low_freq_factor,
@@ -274,9 +353,10 @@ impl ModelConfig {
                 many => serde_json::json!(many),
             },
         });
-        if self.architecture == Architecture::Qwen2 {
+        if matches!(self.architecture, Architecture::Qwen2 | Architecture::Qwen3) {
             config["use_sliding_window"] = false.into();
-        } else {
+        }
+        if self.architecture != Architecture::Qwen2 {
             config["attention_bias"] = self.o_bias.into();
             config["mlp_bias"] = false.into();
         }
@@ -301,6 +381,9 @@ impl ModelConfig {
             ("rms_norm_eps", self.rms_norm_eps),
             ("rope_theta", self.rope_theta),
         ];
+        if let Some(RopeScaling::Linear { factor }) = &self.rope_scaling {
+            positive.push(("rope_scaling.factor", *factor));
+        }
         if let Some(RopeScaling::Llama3 {
             factor,
             low_freq_factor,

@@ -81,6 +81,11 @@ pub fn hf_tensors(model: &LlamaModel) -> Vec<NamedTensor> {
             &format!("{p}.self_attn.o_proj"),
             &attention.o_proj,
         );
+        for (name, qk_norm) in [("q_norm", &attention.q_norm), ("k_norm", &attention.k_norm)] {
+            if let Some(qk_norm) = qk_norm {
+                norm(&mut out, &format!("{p}.self_attn.{name}"), qk_norm);
+            }
+        }
         norm(
             &mut out,
             &format!("{p}.post_attention_layernorm"),

@@ -4,9 +4,10 @@
 //! cached plus new tokens), H (attention heads), K (key/value heads), D (head dimension),
 //! C (channels, the hidden size), F (MLP width), V (vocabulary).
 //!
-//! One architecture covers Llama 2/3, Mistral, Qwen2/2.5 and SmolLM2: RMSNorm, rotary
-//! embeddings in Hugging Face's `rotate_half` layout (with Llama-3 frequency scaling),
-//! grouped-query attention, a SwiGLU MLP, optional QKV bias, tied or untied embeddings.
+//! One architecture covers Llama 2/3, Mistral, Qwen2/2.5, Qwen3 (dense) and SmolLM2:
+//! RMSNorm, rotary embeddings in Hugging Face's `rotate_half` layout (with Llama-3 or
+//! linear frequency scaling), grouped-query attention, a SwiGLU MLP, optional QKV bias,
+//! Qwen3's per-head query/key RMSNorm, tied or untied embeddings.
 //! Weights come from a Hugging Face folder (safetensors) or a GGUF file; both are turned
 //! into the same Hugging Face-named f32 tensors before the model is built, so every later
 //! stage sees one model whatever the file format.

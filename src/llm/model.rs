@@ -174,6 +174,13 @@ impl LlamaModel {
         );
         let (h, k, d) = (config.num_heads, config.num_kv_heads, config.head_dim);
         let eps = config.rms_norm_eps;
+        let qk_norm = |weights: &mut dyn WeightSource, name: &str| {
+            config
+                .architecture
+                .has_qk_norm()
+                .then(|| rms_norm(weights, name, d, eps, target))
+                .transpose()
+        };
         let embed = weights.take("model.embed_tokens.weight", &[v, c])?;
         let mut layers = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
@@ -219,6 +226,8 @@ impl LlamaModel {
                         config.o_bias,
                         target,
                     )?,
+                    q_norm: qk_norm(weights, &format!("{p}.self_attn.q_norm"))?,
+                    k_norm: qk_norm(weights, &format!("{p}.self_attn.k_norm"))?,
                     num_heads: h,
                     num_kv_heads: k,
                     head_dim: d,

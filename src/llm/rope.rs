@@ -27,6 +27,11 @@ impl Rope {
             .collect();
         match &config.rope_scaling {
             None => {}
+            Some(RopeScaling::Linear { factor }) => {
+                for f in inv_freq.iter_mut() {
+                    *f /= *factor as f32;
+                }
+            }
             Some(RopeScaling::Divisors(divisors)) => {
                 for (f, div) in inv_freq.iter_mut().zip(divisors) {
                     *f /= div;

@@ -108,6 +108,25 @@ fn q6_k(block: &[u8], out: &mut Vec<f32>) {
     }
 }
 
+/// The block formats [`dequantise`] reads.
+pub const SUPPORTED: [GGmlType; 9] = [
+    GGmlType::F32,
+    GGmlType::F16,
+    GGmlType::BF16,
+    GGmlType::Q8_0,
+    GGmlType::Q4_0,
+    GGmlType::Q4_1,
+    GGmlType::Q5_0,
+    GGmlType::Q4K,
+    GGmlType::Q6K,
+];
+
+/// "has type X; supported: …": why a tensor of type `ty` cannot be read.
+pub fn unsupported_type(ty: GGmlType) -> String {
+    let names: Vec<String> = SUPPORTED.iter().map(|t| format!("{t:?}")).collect();
+    format!("has type {ty:?}; supported: {}", names.join(", "))
+}
+
 /// Appends the values of one block to the output.
 type BlockDecoder = fn(&[u8], &mut Vec<f32>);
 
@@ -128,11 +147,7 @@ pub fn dequantise(ty: GGmlType, bytes: &[u8], count: usize) -> Result<Vec<f32>, 
         GGmlType::Q8_0 => (32, 34, q8_0),
         GGmlType::Q4K => (256, 144, q4_k),
         GGmlType::Q6K => (256, 210, q6_k),
-        other => {
-            return Err(format!(
-                "has type {other:?}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q6_K"
-            ));
-        }
+        other => return Err(unsupported_type(other)),
     };
     for block in blocks(bytes, count, per_block, size)? {
         decode(block, &mut out);

@@ -3,8 +3,11 @@
 //! The container is read with `ggus`; blocks are dequantised by [`super::dequantise`]
 //! (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q6_K). Tensor names are mapped to
 //! `transformers` names, dimensions (stored fastest-first) are reversed to PyTorch's order,
-//! and for the `llama` architecture the row permutation llama.cpp's converter applies to
-//! the Q and K projections is undone, so the decoder sees Hugging Face's RoPE layout.
+//! and for the `llama` and `mistral` architectures the row permutation llama.cpp's
+//! converter applies to the Q and K projections is undone, so the decoder sees Hugging
+//! Face's RoPE layout (`qwen2` and `qwen3` files are not permuted). A file using a block
+//! format, an architecture or a RoPE scaling the engine lacks is refused when opened,
+//! naming the tensor or metadata key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +15,7 @@ use std::path::{Path, PathBuf};
 use ggus::{GGmlType, GGuf, GGufMetaMapExt};
 use memmap2::Mmap;
 
-use super::dequantise::dequantise;
+use super::dequantise::{SUPPORTED, dequantise, unsupported_type};
 use super::gguf_layout::check_layout;
 use super::{HostTensor, WeightSource};
 use crate::llm::config::{Architecture, ModelConfig, RopeScaling};
@@ -85,19 +88,23 @@ impl GgufWeights {
             .get_str("general.architecture")
             .map_err(|_| meta_err("general.architecture"))?
             .to_string();
-        let architecture = match arch_name.as_str() {
-            "llama" => Architecture::Llama,
-            "mistral" => Architecture::Mistral,
-            "qwen2" => Architecture::Qwen2,
-            other => {
-                return Err(LlmError::Unsupported {
-                    path: path.to_path_buf(),
-                    field: "general.architecture".into(),
-                    problem: format!("is `{other}`; supported: `llama`, `mistral`, `qwen2`"),
-                });
-            }
+        let Some(architecture) = Architecture::from_name(&arch_name) else {
+            return Err(LlmError::Unsupported {
+                path: path.to_path_buf(),
+                field: "general.architecture".into(),
+                problem: format!("is `{arch_name}`; supported: {}", Architecture::supported()),
+            });
         };
         let key = |name: &str| format!("{arch_name}.{name}");
+        if let Ok(experts) = gguf.get_usize(&key("expert_count"))
+            && experts > 0
+        {
+            return Err(LlmError::Unsupported {
+                path: path.to_path_buf(),
+                field: key("expert_count"),
+                problem: format!("is {experts}: mixture-of-experts models are not supported"),
+            });
+        }
         let usize_of = |name: &str| gguf.get_usize(&key(name)).map_err(|_| meta_err(&key(name)));
         let hidden_size = usize_of("embedding_length")?;
         let num_heads = usize_of("attention.head_count")?;
@@ -110,6 +117,13 @@ impl GgufWeights {
             let info = meta.to_info();
             let mut shape: Vec<usize> = info.shape().iter().map(|&d| d as usize).collect();
             shape.reverse();
+            if !SUPPORTED.contains(&info.ty()) {
+                return Err(LlmError::Unsupported {
+                    path: path.to_path_buf(),
+                    field: name.to_string(),
+                    problem: unsupported_type(info.ty()),
+                });
+            }
             tensors.insert(
                 name.to_string(),
                 TensorEntry {
@@ -158,7 +172,22 @@ impl GgufWeights {
             Some(entry) => Some(RopeScaling::Divisors(
                 read_entry(path, "rope_freqs.weight", entry, &map)?.data,
             )),
-            None => None,
+            None => match gguf.get_str(&key("rope.scaling.type")).unwrap_or("none") {
+                "none" => None,
+                "linear" => Some(RopeScaling::Linear {
+                    factor: gguf
+                        .get_f32(&key("rope.scaling.factor"))
+                        .map_err(|_| meta_err(&key("rope.scaling.factor")))?
+                        .into(),
+                }),
+                other => {
+                    return Err(LlmError::Unsupported {
+                        path: path.to_path_buf(),
+                        field: key("rope.scaling.type"),
+                        problem: format!("is `{other}`; supported: `none`, `linear`"),
+                    });
+                }
+            },
         };
         let config = ModelConfig {
             architecture,
@@ -248,6 +277,8 @@ fn gguf_name(hf: &str) -> Option<String> {
         "self_attn.k_proj" => "attn_k",
         "self_attn.v_proj" => "attn_v",
         "self_attn.o_proj" => "attn_output",
+        "self_attn.q_norm" => "attn_q_norm",
+        "self_attn.k_norm" => "attn_k_norm",
         "input_layernorm" => "attn_norm",
         "post_attention_layernorm" => "ffn_norm",
         "mlp.gate_proj" => "ffn_gate",
