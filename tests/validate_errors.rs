@@ -379,6 +379,38 @@ fn model_sources_say_what_is_wrong_with_them() {
     insta::assert_snapshot!("model_sources", errors(&text));
 }
 
+/// A model's chat template variables are checked by name: one a template could not read,
+/// or one the chat renderer sets itself, is pointed at where it is written; anything else
+/// (any value) is fine.
+#[test]
+fn chat_template_variables_a_template_cannot_take() {
+    let text = format!(
+        "{HEAD}models:
+           a:
+             source: path:m.gguf
+             chat_template_kwargs:
+               enable_thinking: false
+               messages: []
+               enable-thinking: true
+           b: {{endpoint: 'http://127.0.0.1:8000/v1', model: m, chat_template_kwargs: [enable_thinking]}}
+           c: {{endpoint: 'http://127.0.0.1:8000/v1', model: m, chat_template_kwargs: {{bos_token: x, 2nd: 1}}}}
+         stages:
+  d: {{kind: prompt_synthesis}}
+"
+    );
+    insta::assert_snapshot!("chat_template_kwargs", errors(&text));
+    let fine = format!(
+        "{HEAD}models:
+           a:
+             source: path:m.gguf
+             chat_template_kwargs: {{enable_thinking: false, persona_note: [1, {{x: null}}], _t: 0.5}}
+         stages:
+  d: {{kind: prompt_synthesis}}
+"
+    );
+    assert_eq!(codes(&fine), Vec::<&str>::new());
+}
+
 /// A `sha256` pin applies to one weights file; on a folder, a repository, a checkpoint
 /// or an endpoint it is an error, never silently unchecked.
 #[test]

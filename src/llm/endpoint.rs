@@ -4,7 +4,9 @@
 //! A model may be served by several URLs; requests are spread over them (see
 //! [`Endpoint`]). Requests time out, and connection failures, timeouts, 429s and 5xx
 //! answers are retried with exponential backoff, on another server when there is one;
-//! other 4xx answers fail at once with the server's message. The
+//! other 4xx answers fail at once with the server's message. A model's
+//! `chat_template_kwargs` travel in each request's body under that name (as vLLM and
+//! SGLang read them). The
 //! API key is read from the environment variable the spec names and is sent only in the
 //! `Authorization` header: it never appears in errors, logs or artifacts.
 
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::chat_template_kwargs::ChatTemplateKwargs;
 use super::model_spec::ModelSpec;
 
 /// Why a request failed, after any retries.
@@ -89,6 +92,8 @@ struct Pool {
 pub struct Endpoint {
     /// The served model name requests carry.
     pub model: String,
+    /// The template variables requests carry (none: no field).
+    chat_template_kwargs: ChatTemplateKwargs,
     pool: Arc<Pool>,
     attempts: u32,
     backoff: Duration,
@@ -148,6 +153,7 @@ impl Endpoint {
         let n = servers.len();
         Ok(Self {
             model: model.clone(),
+            chat_template_kwargs: spec.chat_template_kwargs.clone(),
             pool: Arc::new(Pool {
                 servers,
                 api_key,
@@ -179,9 +185,14 @@ impl Endpoint {
         std::mem::take(&mut health.notices)
     }
 
-    /// Posts a chat-completion request (`model` and, unless given, a `seed` derived from
-    /// the request are filled in) and returns the answer.
+    /// Posts a chat-completion request (`model`, the model's `chat_template_kwargs` if it
+    /// has any and, unless given, a `seed` derived from the request are filled in) and
+    /// returns the answer.
     pub fn chat(&self, mut body: Value) -> Result<Value, EndpointError> {
+        if !self.chat_template_kwargs.is_empty() && body.get("chat_template_kwargs").is_none() {
+            body["chat_template_kwargs"] =
+                serde_json::to_value(&self.chat_template_kwargs).expect("JSON values serialise");
+        }
         if body.get("seed").is_none() {
             let digest = blake3::hash(&serde_json::to_vec(&body).unwrap_or_default());
             let seed = u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"));
