@@ -385,28 +385,24 @@ fn model_sources_say_what_is_wrong_with_them() {
 #[test]
 fn chat_template_variables_a_template_cannot_take() {
     let text = format!(
-        "{HEAD}models:
-           a:
-             source: path:m.gguf
-             chat_template_kwargs:
-               enable_thinking: false
-               messages: []
-               enable-thinking: true
-           b: {{endpoint: 'http://127.0.0.1:8000/v1', model: m, chat_template_kwargs: [enable_thinking]}}
-           c: {{endpoint: 'http://127.0.0.1:8000/v1', model: m, chat_template_kwargs: {{bos_token: x, 2nd: 1}}}}
-         stages:
-  d: {{kind: prompt_synthesis}}
-"
+        "{HEAD}models:\n  \
+         a:\n    \
+         source: path:m.gguf\n    \
+         chat_template_kwargs:\n      \
+         enable_thinking: false\n      \
+         messages: []\n      \
+         enable-thinking: true\n  \
+         b: {{endpoint: 'http://127.0.0.1:8000/v1', model: m, chat_template_kwargs: [enable_thinking]}}\n  \
+         c: {{endpoint: 'http://127.0.0.1:8000/v1', model: m, chat_template_kwargs: {{bos_token: x, 2nd: 1}}}}\n\
+         stages:\n  d: {{kind: prompt_synthesis}}\n"
     );
     insta::assert_snapshot!("chat_template_kwargs", errors(&text));
     let fine = format!(
-        "{HEAD}models:
-           a:
-             source: path:m.gguf
-             chat_template_kwargs: {{enable_thinking: false, persona_note: [1, {{x: null}}], _t: 0.5}}
-         stages:
-  d: {{kind: prompt_synthesis}}
-"
+        "{HEAD}models:\n  \
+         a:\n    \
+         source: path:m.gguf\n    \
+         chat_template_kwargs: {{enable_thinking: false, persona_note: [1, {{x: null}}], _t: 0.5}}\n\
+         stages:\n  d: {{kind: prompt_synthesis}}\n"
     );
     assert_eq!(codes(&fine), Vec::<&str>::new());
 }

@@ -46,9 +46,11 @@ pub enum KwargsError {
     Reserved { name: String },
 }
 
-/// A model's chat-template variables, by name (sorted, so equal sets serialise alike).
+/// A model's chat-template variables, by name (sorted, so equal sets serialise alike):
+/// any values, under names a template can read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
+#[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}))]
 pub struct ChatTemplateKwargs(pub BTreeMap<String, Value>);
 
 impl ChatTemplateKwargs {
