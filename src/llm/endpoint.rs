@@ -360,3 +360,96 @@ fn server_message(text: &str) -> String {
         .and_then(|v| v["error"]["message"].as_str().map(String::from))
         .unwrap_or_else(|| text.chars().take(200).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::llm::model_spec::EndpointUrls;
+
+    /// A server that answers every request with an empty chat completion and hands each
+    /// request's JSON body to the returned receiver.
+    fn recording_server() -> (String, mpsc::Receiver<Value>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let (bodies, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body = loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break serde_json::from_slice::<Value>(&request[end + 4..]).ok();
+                    }
+                };
+                if let Some(body) = body {
+                    let _ = bodies.send(body);
+                }
+                let answer = json!({"choices": [{"message": {"content": ""}}]}).to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        (url, received)
+    }
+
+    #[test]
+    fn template_variables_travel_in_the_request_body() {
+        let (url, bodies) = recording_server();
+        let mut spec = ModelSpec {
+            endpoint: Some(EndpointUrls::One(url)),
+            model: Some("qwen3".into()),
+            ..ModelSpec::default()
+        };
+        let open =
+            |spec: &ModelSpec| Endpoint::new("judge", spec, Duration::from_secs(10), 1).unwrap();
+        let ask = json!({"messages": [{"role": "user", "content": "Hi"}]});
+        open(&spec).chat(ask.clone()).unwrap();
+        let plain = bodies.recv().unwrap();
+        assert!(plain.get("chat_template_kwargs").is_none(), "{plain}");
+
+        spec.chat_template_kwargs =
+            ChatTemplateKwargs::parse(r#"{"enable_thinking": false}"#).unwrap();
+        open(&spec).chat(ask.clone()).unwrap();
+        let body = bodies.recv().unwrap();
+        assert_eq!(
+            body["chat_template_kwargs"],
+            json!({"enable_thinking": false})
+        );
+        assert_eq!(body["model"], "qwen3");
+        // A request that sets its own keeps them.
+        let mut own = ask;
+        own["chat_template_kwargs"] = json!({"enable_thinking": true});
+        open(&spec).chat(own).unwrap();
+        let body = bodies.recv().unwrap();
+        assert_eq!(
+            body["chat_template_kwargs"],
+            json!({"enable_thinking": true})
+        );
+    }
+}
