@@ -261,3 +261,29 @@ fn endpoint_settings_and_spelled_defaults_of_an_in_process_judge_rerun_nothing()
     let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
     assert_eq!(out.stdout, "1 ran, 3 cached\n", "{}", out.stderr);
 }
+
+/// A model's `chat_template_kwargs` change every prompt it sees: they change the keys of
+/// the stages using it, and an empty mapping changes none.
+#[test]
+fn chat_template_kwargs_change_the_keys_of_stages_using_the_model() {
+    let ws = Workspace::new();
+    common::tiny_long_context(&ws);
+    ws.write("spec.yaml", &judged("", ""));
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.stdout, "4 ran, 0 cached\n", "{}", out.stderr);
+    let before = keys(&ws);
+    let with_kwargs = |kwargs: &str| {
+        judged("", "").replace(
+            "source: path:tiny\n",
+            &format!("source: path:tiny\n    chat_template_kwargs: {kwargs}\n"),
+        )
+    };
+    ws.write("spec.yaml", &with_kwargs("{}"));
+    assert_eq!(keys(&ws), before);
+    ws.write("spec.yaml", &with_kwargs("{enable_thinking: false}"));
+    let after = keys(&ws);
+    assert_eq!(after[..2], before[..2], "the data stages use no model");
+    assert_ne!(after[2], before[2], "the rollout uses the model");
+    let out = ws.accord(&["run", "spec.yaml", "--backend", "flex"]);
+    assert_eq!(out.stdout, "2 ran, 2 cached\n", "{}", out.stderr);
+}

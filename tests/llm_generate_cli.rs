@@ -92,6 +92,67 @@ fn generate_is_reproducible_with_a_seed() {
     assert_eq!(a.stderr, "", "--quiet prints nothing but the text");
 }
 
+/// `--chat-template-kwargs` reaches the template: with the test's Qwen3-style template,
+/// thinking off adds an empty think block (and a line) to the prompt.
+#[test]
+fn chat_template_kwargs_reach_the_template() {
+    let ws = Workspace::new();
+    common::tiny_long_context(&ws);
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/chat/qwen3_style.jinja"
+        ),
+        ws.path().join("tiny/chat_template.jinja"),
+    )
+    .unwrap();
+    let prompt_tokens = |kwargs: &[&str]| -> usize {
+        let mut args = vec![
+            "generate",
+            "--model",
+            "path:tiny",
+            "--chat",
+            "--system",
+            "Be brief.",
+            "--prompt",
+            "Hello",
+            "--max-new-tokens",
+            "1",
+            "--backend",
+            "flex",
+        ];
+        args.extend_from_slice(kwargs);
+        let out = ws.accord(&args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains(" prompt tokens in "))
+            .unwrap_or_else(|| panic!("{}", out.stderr));
+        line.split(' ').next().unwrap().parse().unwrap()
+    };
+    let thinking = prompt_tokens(&[]);
+    let on = prompt_tokens(&["--chat-template-kwargs", r#"{"enable_thinking": true}"#]);
+    let off = prompt_tokens(&["--chat-template-kwargs", r#"{"enable_thinking": false}"#]);
+    assert_eq!(on, thinking);
+    assert!(off > thinking, "{off} vs {thinking}");
+    let without_chat = ws.accord(&[
+        "generate",
+        "--model",
+        "path:tiny",
+        "--prompt",
+        "Hello",
+        "--chat-template-kwargs",
+        "{}",
+    ]);
+    assert_eq!(without_chat.code, 2, "{}", without_chat.stderr);
+    assert!(
+        without_chat.stderr.contains("--chat"),
+        "{}",
+        without_chat.stderr
+    );
+}
+
 #[test]
 fn bad_model_sources_are_clear_errors() {
     let ws = Workspace::new();

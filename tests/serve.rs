@@ -41,10 +41,15 @@ fn serve(ws: &Workspace, name: &str) -> Server {
 
 fn serve_with(ws: &Workspace, name: &str, extra: &[&str]) -> Server {
     let model = tiny_long_context(ws);
+    serve_model(ws, &model, name, extra)
+}
+
+/// `accord serve` over `model` (a source), published as `name`.
+fn serve_model(ws: &Workspace, model: &str, name: &str, extra: &[&str]) -> Server {
     let mut args = vec![
         "serve",
         "--model",
-        &model,
+        model,
         "--name",
         name,
         "--port",
@@ -169,6 +174,110 @@ fn chat_completions_follow_the_openai_shape() {
         streamed,
         reply["choices"][0]["message"]["content"].as_str().unwrap()
     );
+}
+
+/// `--chat-template-kwargs` sets the template variables of every request, and a request's
+/// own `chat_template_kwargs` replace them name by name: with the test's Qwen3-style
+/// template, thinking off adds an empty think block to the prompt.
+#[test]
+fn template_variables_come_from_the_server_and_the_request() {
+    let ws = Workspace::new();
+    let model = tiny_long_context(&ws);
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/chat/qwen3_style.jinja"
+        ),
+        ws.path().join("tiny/chat_template.jinja"),
+    )
+    .unwrap();
+    let prompt_tokens = |server: &Server, extra: Value| {
+        let (status, text) = post(&server.url, &hello(extra));
+        assert_eq!(status, 200, "{text}");
+        let reply: Value = serde_json::from_str(&text).unwrap();
+        reply["usage"]["prompt_tokens"].as_u64().unwrap()
+    };
+    let plain = serve_model(&ws, &model, "tiny", &[]);
+    let thinking = prompt_tokens(&plain, json!({}));
+    let off = json!({"chat_template_kwargs": {"enable_thinking": false}});
+    let not_thinking = prompt_tokens(&plain, off.clone());
+    assert!(not_thinking > thinking, "{not_thinking} vs {thinking}");
+    drop(plain);
+
+    let server = serve_model(
+        &ws,
+        &model,
+        "tiny",
+        &[
+            "--chat-template-kwargs",
+            r#"{"enable_thinking": false, "unused": [1]}"#,
+        ],
+    );
+    assert_eq!(prompt_tokens(&server, json!({})), not_thinking);
+    assert_eq!(prompt_tokens(&server, off), not_thinking);
+    let on = json!({"chat_template_kwargs": {"enable_thinking": true}});
+    assert_eq!(prompt_tokens(&server, on), thinking);
+
+    let (status, text) = post(
+        &server.url,
+        &hello(json!({"chat_template_kwargs": {"messages": []}})),
+    );
+    assert_eq!(status, 400, "{text}");
+    let error: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(error["error"]["param"], "chat_template_kwargs");
+    assert_eq!(
+        error["error"]["message"],
+        "`chat_template_kwargs`: `messages` is set by the chat renderer itself and cannot be passed"
+    );
+    let (status, _) = post(
+        &server.url,
+        &hello(json!({"chat_template_kwargs": "enable_thinking"})),
+    );
+    assert_eq!(status, 400);
+}
+
+/// A `--chat-template-kwargs` that is not a JSON object of template variables is refused
+/// before any model is loaded, naming the flag.
+#[test]
+fn unusable_template_variable_flags_are_refused() {
+    let ws = Workspace::new();
+    for (command, value, says) in [
+        (
+            "serve",
+            "{enable_thinking: false}",
+            "not JSON: key must be a string",
+        ),
+        (
+            "serve",
+            "false",
+            "a boolean is not an object of template variables",
+        ),
+        (
+            "generate",
+            r#"{"add_generation_prompt": false}"#,
+            "`add_generation_prompt` is set by the chat renderer",
+        ),
+    ] {
+        let mut args = vec![
+            command,
+            "--model",
+            "path:missing.gguf",
+            "--chat-template-kwargs",
+            value,
+        ];
+        if command == "generate" {
+            args.extend(["--chat", "--prompt", "hi"]);
+        }
+        let out = ws.accord(&args);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        let first = out.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!(
+                "error: invalid value '{value}' for '--chat-template-kwargs <JSON>': "
+            )) && first.contains(says),
+            "{first}"
+        );
+    }
 }
 
 #[test]

@@ -379,6 +379,34 @@ fn model_sources_say_what_is_wrong_with_them() {
     insta::assert_snapshot!("model_sources", errors(&text));
 }
 
+/// A model's chat template variables are checked by name: one a template could not read,
+/// or one the chat renderer sets itself, is pointed at where it is written; anything else
+/// (any value) is fine.
+#[test]
+fn chat_template_variables_a_template_cannot_take() {
+    let text = format!(
+        "{HEAD}models:\n  \
+         a:\n    \
+         source: path:m.gguf\n    \
+         chat_template_kwargs:\n      \
+         enable_thinking: false\n      \
+         messages: []\n      \
+         enable-thinking: true\n  \
+         b: {{endpoint: 'http://127.0.0.1:8000/v1', model: m, chat_template_kwargs: [enable_thinking]}}\n  \
+         c: {{endpoint: 'http://127.0.0.1:8000/v1', model: m, chat_template_kwargs: {{bos_token: x, 2nd: 1}}}}\n\
+         stages:\n  d: {{kind: prompt_synthesis}}\n"
+    );
+    insta::assert_snapshot!("chat_template_kwargs", errors(&text));
+    let fine = format!(
+        "{HEAD}models:\n  \
+         a:\n    \
+         source: path:m.gguf\n    \
+         chat_template_kwargs: {{enable_thinking: false, persona_note: [1, {{x: null}}], _t: 0.5}}\n\
+         stages:\n  d: {{kind: prompt_synthesis}}\n"
+    );
+    assert_eq!(codes(&fine), Vec::<&str>::new());
+}
+
 /// A `sha256` pin applies to one weights file; on a folder, a repository, a checkpoint
 /// or an endpoint it is an error, never silently unchecked.
 #[test]

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use crate::llm::chat::Message;
+use crate::llm::chat_template_kwargs::ChatTemplateKwargs;
 use crate::llm::generate::{Request, generate as run_generation};
 use crate::llm::loaded::LoadedModel;
 use crate::llm::sampling::{self, Sampling};
@@ -26,6 +27,10 @@ pub struct GenerateArgs {
     /// A system message for `--chat`.
     #[arg(long)]
     pub system: Option<String>,
+    /// Variables for the chat template besides the messages, as a JSON object, e.g.
+    /// `{"enable_thinking": false}` (Qwen3 without reasoning); with `--chat`.
+    #[arg(long, value_name = "JSON", requires = "chat", value_parser = ChatTemplateKwargs::parse)]
+    pub chat_template_kwargs: Option<ChatTemplateKwargs>,
     #[arg(long, default_value_t = 128)]
     pub max_new_tokens: usize,
     /// 0 picks the most likely token each step; a finite number, 0 or more.
@@ -94,7 +99,8 @@ fn try_generate(args: &GenerateArgs, quiet: bool) -> Result<(), LlmError> {
     };
     note(format!("backend: {backend}, dtype {}", args.dtype.name()));
     let started = Instant::now();
-    let loaded = LoadedModel::load(&path, &backend, args.dtype)?;
+    let loaded = LoadedModel::load(&path, &backend, args.dtype)?
+        .with_chat_template_kwargs(args.chat_template_kwargs.clone().unwrap_or_default());
     note(format!(
         "loaded {} in {:.1}s",
         path.display(),

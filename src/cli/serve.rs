@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::llm::chat_template_kwargs::ChatTemplateKwargs;
 use crate::llm::loaded::LoadedModel;
 use crate::llm::source::{ModelSource, fetch};
 use crate::llm::{LlmError, resolve_backend};
@@ -34,6 +35,11 @@ pub struct ServeArgs {
     pub backend: Backend,
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
+    /// Variables for the chat template besides the messages, as a JSON object, e.g.
+    /// `{"enable_thinking": false}` (Qwen3 without reasoning): defaults for every request,
+    /// whose own `chat_template_kwargs` replace them name by name.
+    #[arg(long, value_name = "JSON", value_parser = ChatTemplateKwargs::parse)]
+    pub chat_template_kwargs: Option<ChatTemplateKwargs>,
 }
 
 pub fn serve(args: &ServeArgs, quiet: bool) -> std::io::Result<i32> {
@@ -54,7 +60,9 @@ fn try_serve(args: &ServeArgs, quiet: bool) -> Result<(), String> {
     if !quiet {
         anstream::eprintln!("backend: {backend}, dtype {}", args.dtype.name());
     }
-    let model = LoadedModel::load(&path, &backend, args.dtype).map_err(|e| e.to_string())?;
+    let model = LoadedModel::load(&path, &backend, args.dtype)
+        .map_err(|e| e.to_string())?
+        .with_chat_template_kwargs(args.chat_template_kwargs.clone().unwrap_or_default());
     let name = args.name.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())

@@ -1,5 +1,6 @@
 //! Negotiation dialogues: the protocol agents follow, the parties they speak for, what a
-//! dialogue records, and the settings every stage that holds dialogues shares.
+//! dialogue records, what of a reply the others see, and the settings every stage that
+//! holds dialogues shares.
 //!
 //! `rollout` holds dialogues to keep them, `grpo` to train on them and `evaluate` to
 //! measure them; all three go through [`Protocol`], configured by [`DialogueSettings`]
@@ -12,6 +13,7 @@ pub mod party;
 pub mod protocol;
 pub mod settings;
 pub mod templates;
+pub mod thinking;
 pub mod transcript;
 
 pub use answer::{Answering, answer_alone};

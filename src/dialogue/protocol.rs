@@ -8,6 +8,11 @@
 //! on, agreement is checked: by the agreement model's probability of answering "Yes" to
 //! the agreement question (`judge`), or by the protocol's marker in the turn (`marker`).
 //!
+//! Every turn is seen without its `<think>…</think>` reasoning (see
+//! [`super::thinking`]): by the other agents, by the speaker itself at its next turns (as
+//! Qwen3's own template drops the reasoning of earlier turns), by the agreement check and
+//! the marker, and in the summary's transcript. The recorded turn keeps it.
+//!
 //! Dialogues run in waves of `batch_size`; within a wave all unfinished dialogues advance
 //! together: each step builds every dialogue's next request (a turn or a closing summary)
 //! and decodes them in one batch per model. Each dialogue samples from its own seeded
@@ -218,15 +223,16 @@ impl Protocol {
         let named = task.parties.len() > 2;
         let mut history: Vec<Message> = Vec::new();
         for turn in window {
+            let text = turn.visible_text();
             let (role, content) = if turn.speaker == agent {
-                ("assistant", turn.text.clone())
+                ("assistant", text.into_owned())
             } else if named {
                 (
                     "user",
-                    format!("{}: {}", task.parties[turn.speaker].name, turn.text),
+                    format!("{}: {text}", task.parties[turn.speaker].name),
                 )
             } else {
-                ("user", turn.text.clone())
+                ("user", text.into_owned())
             };
             match history.last_mut() {
                 Some(last) if last.role == role => {
@@ -463,7 +469,7 @@ impl Protocol {
                         .turns
                         .last_mut()
                         .expect("checked dialogues have turns");
-                    let agreed = last.text.contains(marker.as_str());
+                    let agreed = last.visible_text().contains(marker.as_str());
                     last.p_agree = Some(if agreed { 1.0 } else { 0.0 });
                     live[i].agreed = agreed;
                 }
@@ -505,4 +511,118 @@ impl Protocol {
 /// An engine error of model `name`, as a stage failure.
 fn failed(name: &str, e: LlmError) -> StageError {
     StageError::Failed(format!("model `{name}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialogue::Party;
+
+    fn protocol() -> Protocol {
+        Protocol {
+            agents: vec!["m".into(), "m".into()],
+            max_turns: 4,
+            context: Context::All,
+            sampling: Sampling {
+                temperature: 0.7,
+                top_k: 0,
+                top_p: 0.95,
+            },
+            max_new_tokens: 64,
+            agreement: AgreementCheck::Marker("[AGREED]".into()),
+            system_prompt: "You are {{ persona_name }}.".into(),
+            summary_prompt: "Summarise:\n{{ transcript }}".into(),
+            batch_size: 4,
+        }
+    }
+
+    fn task() -> Task {
+        let party = |name: &str| Party {
+            persona: name.to_lowercase(),
+            name: name.into(),
+            profile: format!("{name}. Cares."),
+        };
+        Task {
+            dilemma: "Split a budget.".into(),
+            parties: vec![party("Ada"), party("Ben")],
+            seed: 1,
+        }
+    }
+
+    fn turn(speaker: usize, text: &str) -> Utterance {
+        Utterance {
+            speaker,
+            text: text.into(),
+            prompt_ids: Vec::new(),
+            token_ids: Vec::new(),
+            logprobs: Vec::new(),
+            p_agree: None,
+        }
+    }
+
+    /// A thinking model's reasoning stays in the turn it wrote, and out of every prompt:
+    /// the other agent's, its own next one, and the summary request (the judge's view is
+    /// tested in `judge::case`).
+    #[test]
+    fn reasoning_is_kept_in_the_turn_and_seen_by_no_one() {
+        let protocol = protocol();
+        let task = task();
+        let turns = vec![
+            turn(
+                0,
+                "<think>\nBen is weak on cost. [AGREED]\n</think>\n\nI propose 60/40.",
+            ),
+            turn(1, "<think>Ada bluffs.</think>50/50, roof first."),
+            turn(0, "Fine by me. <think>stopped mid-thou"),
+        ];
+        let seen = |messages: &[Message]| {
+            messages
+                .iter()
+                .map(|m| format!("{}: {}", m.role, m.content))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let ben = seen(&protocol.turn_messages(&task, &turns[..1], 1).unwrap());
+        assert_eq!(ben, "system: You are Ben.\nuser: I propose 60/40.");
+        let ada = seen(&protocol.turn_messages(&task, &turns[..2], 0).unwrap());
+        assert_eq!(
+            ada,
+            "system: You are Ada.\nuser: Continue the negotiation.\n\
+             assistant: I propose 60/40.\nuser: 50/50, roof first."
+        );
+        let summary = seen(&protocol.summary_messages(&task, &turns, true).unwrap());
+        assert!(
+            summary.ends_with(
+                "user: Summarise:\nAda: I propose 60/40.\nBen: 50/50, roof first.\nAda: Fine by me."
+            ),
+            "{summary}"
+        );
+        // The turns, which become the rollout's rows, keep every word.
+        assert!(turns[0].text.contains("Ben is weak on cost."));
+        assert!(turns[2].text.ends_with("<think>stopped mid-thou"));
+    }
+
+    /// An agreement marker the model only thought about does not end the negotiation.
+    #[test]
+    fn a_marker_in_reasoning_is_not_agreement() {
+        let protocol = protocol();
+        let tasks = [task()];
+        let mut live = vec![Live {
+            task: 0,
+            turns: vec![
+                turn(0, "Deal?"),
+                turn(1, "<think>I could say [AGREED]</think>Not yet."),
+            ],
+            agreed: false,
+            closing: false,
+        }];
+        let mut no_model = |name: &str| -> Result<Arc<LoadedModel>, StageError> {
+            panic!("a marker check loads no model ({name})")
+        };
+        protocol
+            .check_agreement(&tasks, &mut live, &[0], &mut no_model)
+            .unwrap();
+        assert!(!live[0].agreed);
+        assert_eq!(live[0].turns[1].p_agree, Some(0.0));
+    }
 }

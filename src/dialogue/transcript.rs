@@ -1,9 +1,15 @@
 //! What a dialogue is made of: the task it holds, each generated message with the tokens
 //! and log-probs training needs, and the finished dialogue.
+//!
+//! A message keeps what the model wrote, reasoning included; what the other agents see
+//! and judges rate is its [visible text](Utterance::visible_text) (see [`super::thinking`]).
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
 use super::party::Party;
+use super::thinking;
 
 /// One dialogue to hold.
 #[derive(Debug, Clone)]
@@ -19,6 +25,7 @@ pub struct Task {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Utterance {
     pub speaker: usize,
+    /// What the model wrote (trimmed), any `<think>…</think>` reasoning included.
     pub text: String,
     /// The whole prompt the speaker's model saw, as tokens.
     pub prompt_ids: Vec<u32>,
@@ -27,6 +34,13 @@ pub struct Utterance {
     /// After a turn: the agreement model's P(Yes) (`judge`), or 1/0 (`marker`); `None`
     /// where agreement was not checked.
     pub p_agree: Option<f64>,
+}
+
+impl Utterance {
+    /// The text without its reasoning: what the other agents see and judges rate.
+    pub fn visible_text(&self) -> Cow<'_, str> {
+        thinking::visible(&self.text)
+    }
 }
 
 /// A finished dialogue.
@@ -60,11 +74,11 @@ impl Dialogue {
     }
 }
 
-/// The dialogue so far as `Name: text` lines.
+/// The dialogue so far as `Name: text` lines, reasoning left out.
 pub fn transcript(task: &Task, turns: &[Utterance]) -> String {
     turns
         .iter()
-        .map(|t| format!("{}: {}", task.parties[t.speaker].name, t.text))
+        .map(|t| format!("{}: {}", task.parties[t.speaker].name, t.visible_text()))
         .collect::<Vec<_>>()
         .join("\n")
 }

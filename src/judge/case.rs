@@ -1,6 +1,8 @@
 //! A judged dialogue as a rubric sees it: the dilemma, each party's name and profile, the
 //! transcript, the summary and whether the parties agreed; read back from a `rollout`
-//! table, or made from a dialogue just held (training rewards).
+//! table, or made from a dialogue just held (training rewards). Turns and summary are
+//! rated as the other agents saw them: without `<think>…</think>` reasoning, which the
+//! rollout's rows keep (see [`crate::dialogue::thinking`]).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +11,7 @@ use serde::Serialize;
 
 use super::rating::DIGITS;
 use super::rubrics;
-use crate::dialogue::{Dialogue, Task, transcript};
+use crate::dialogue::{Dialogue, Task, thinking, transcript};
 use crate::llm::chat::Message;
 use crate::prompt::render;
 use crate::stage::{Input, StageError};
@@ -84,11 +86,11 @@ impl Case {
                 })
                 .collect(),
             transcript: if single_agent {
-                dialogue.turns[0].text.clone()
+                dialogue.turns[0].visible_text().into_owned()
             } else {
                 transcript(task, &dialogue.turns)
             },
-            summary: dialogue.summary.text.clone(),
+            summary: dialogue.summary.visible_text().into_owned(),
             agreed: dialogue.agreed,
         }
     }
@@ -157,14 +159,15 @@ impl Case {
                 name: names.value(row).to_string(),
                 profile: format!("{} ({})", names.value(row), personas.value(row)),
             };
+            let text = thinking::visible(texts.value(row));
             if kinds.value(row) == "summary" {
-                case.summary = texts.value(row).to_string();
+                case.summary = text.into_owned();
             } else {
                 if !case.transcript.is_empty() {
                     case.transcript.push('\n');
                 }
                 case.transcript
-                    .push_str(&format!("{}: {}", names.value(row), texts.value(row)));
+                    .push_str(&format!("{}: {text}", names.value(row)));
             }
         }
         Ok(order
@@ -186,4 +189,117 @@ pub fn rationale_messages(question: &str, rating: f64) -> Result<Vec<Message>, S
         Message::new("assistant", DIGITS[best]),
         Message::new("user", &ask),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, BooleanArray, StringArray, UInt32Array};
+    use arrow::record_batch::RecordBatch;
+
+    use super::*;
+    use crate::dialogue::{Party as Speaker, Utterance};
+
+    fn utterance(speaker: usize, text: &str) -> Utterance {
+        Utterance {
+            speaker,
+            text: text.into(),
+            prompt_ids: Vec::new(),
+            token_ids: Vec::new(),
+            logprobs: Vec::new(),
+            p_agree: None,
+        }
+    }
+
+    const TURNS: [(u32, &str, &str); 3] = [
+        (
+            0,
+            "turn",
+            "<think>\nBen is weak on cost.\n</think>\n\nI propose 60/40.",
+        ),
+        (1, "turn", "<think>Ada bluffs.</think>50/50, roof first."),
+        (
+            0,
+            "summary",
+            "<think>keep it short</think>\nWe split 50/50.",
+        ),
+    ];
+    const TRANSCRIPT: &str = "Ada: I propose 60/40.\nBen: 50/50, roof first.";
+
+    /// A dialogue just held (training rewards) is judged without its reasoning.
+    #[test]
+    fn a_held_dialogue_is_judged_without_reasoning() {
+        let party = |name: &str| Speaker {
+            persona: name.to_lowercase(),
+            name: name.into(),
+            profile: format!("{name}. Cares."),
+        };
+        let task = Task {
+            dilemma: "Split a budget.".into(),
+            parties: vec![party("Ada"), party("Ben")],
+            seed: 1,
+        };
+        let dialogue = Dialogue {
+            turns: vec![utterance(0, TURNS[0].2), utterance(1, TURNS[1].2)],
+            agreed: true,
+            summary: utterance(0, TURNS[2].2),
+        };
+        let case = Case::from_dialogue(&task, &dialogue, false);
+        assert_eq!(case.transcript, TRANSCRIPT);
+        assert_eq!(case.summary, "We split 50/50.");
+        let alone = Case::from_dialogue(
+            &task,
+            &Dialogue::single_answer(utterance(0, TURNS[0].2)),
+            true,
+        );
+        assert_eq!(alone.transcript, "I propose 60/40.");
+        assert_eq!(alone.summary, "I propose 60/40.");
+    }
+
+    /// A rollout table keeps the reasoning in its `text`; the judge reads past it.
+    #[test]
+    fn a_rollout_table_is_judged_without_reasoning() {
+        let strings = |values: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(values)) };
+        let n = TURNS.len();
+        let batch = RecordBatch::try_from_iter([
+            ("dialogue_id", strings(vec!["d"; n])),
+            ("group_id", strings(vec!["g"; n])),
+            ("kind", strings(TURNS.iter().map(|t| t.1).collect())),
+            (
+                "name",
+                strings(TURNS.iter().map(|t| ["Ada", "Ben"][t.0 as usize]).collect()),
+            ),
+            (
+                "persona",
+                strings(TURNS.iter().map(|t| ["ada", "ben"][t.0 as usize]).collect()),
+            ),
+            ("text", strings(TURNS.iter().map(|t| t.2).collect())),
+            ("dilemma", strings(vec!["Split a budget."; n])),
+            (
+                "speaker",
+                Arc::new(UInt32Array::from(
+                    TURNS.iter().map(|t| t.0).collect::<Vec<_>>(),
+                )) as ArrayRef,
+            ),
+            (
+                "sample",
+                Arc::new(UInt32Array::from(vec![0; n])) as ArrayRef,
+            ),
+            (
+                "agreed",
+                Arc::new(BooleanArray::from(vec![true; n])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let input = Input {
+            name: "dialogues".into(),
+            kind: "rollout".into(),
+            batch,
+        };
+        let cases = Case::read_all(&input).unwrap();
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].transcript, TRANSCRIPT);
+        assert_eq!(cases[0].summary, "We split 50/50.");
+    }
 }

@@ -2,14 +2,21 @@
 //!
 //! Templates come from `chat_template.jinja`, `tokenizer_config.json` or GGUF metadata and
 //! are rendered the way `transformers`' `apply_chat_template` renders them: with
-//! `messages`, `add_generation_prompt`, `bos_token` and `eos_token`, Python string methods
-//! (`minijinja-contrib`'s pycompat), `raise_exception` and `tojson`. A test compares the
-//! result with `transformers`' rendering of the same messages.
+//! `messages`, `add_generation_prompt`, `bos_token`, `eos_token` and the model's
+//! [`ChatTemplateKwargs`] (e.g. `enable_thinking`), Python string methods
+//! (`minijinja-contrib`'s pycompat), `namespace`, `loop.previtem`, `raise_exception` and
+//! `tojson`, with Jinja's `trim_blocks` and `lstrip_blocks` as `transformers` sets them.
+//! Tests compare the result byte for byte with `transformers`' rendering of the same
+//! messages: a ChatML and a Llama-3 template (`tests/llm_tokenizer.rs`), and a template
+//! written to use what Qwen3's uses, with thinking unspecified, on and off
+//! (`tests/chat_templates.rs`, references from `scripts/make_chat_fixtures.py`). Messages
+//! are text only: templates that render tools or images get none.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::chat_template_kwargs::ChatTemplateKwargs;
 use super::error::LlmError;
 use super::tokenizer::read_json;
 
@@ -78,6 +85,25 @@ impl ChatTemplate {
         bos_token: &str,
         eos_token: &str,
     ) -> Result<String, LlmError> {
+        self.render_with(
+            messages,
+            add_generation_prompt,
+            bos_token,
+            eos_token,
+            &ChatTemplateKwargs::default(),
+        )
+    }
+
+    /// [`render`](Self::render) with template variables `kwargs` besides the messages
+    /// (their names were checked: none is one the renderer sets).
+    pub fn render_with(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        bos_token: &str,
+        eos_token: &str,
+        kwargs: &ChatTemplateKwargs,
+    ) -> Result<String, LlmError> {
         let mut env = minijinja::Environment::new();
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -108,6 +134,7 @@ impl ChatTemplate {
                 add_generation_prompt => add_generation_prompt,
                 bos_token => bos_token,
                 eos_token => eos_token,
+                ..minijinja::Value::from(minijinja::value::Serde(&kwargs.0))
             })
             .map_err(error)
     }

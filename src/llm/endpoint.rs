@@ -4,7 +4,9 @@
 //! A model may be served by several URLs; requests are spread over them (see
 //! [`Endpoint`]). Requests time out, and connection failures, timeouts, 429s and 5xx
 //! answers are retried with exponential backoff, on another server when there is one;
-//! other 4xx answers fail at once with the server's message. The
+//! other 4xx answers fail at once with the server's message. A model's
+//! `chat_template_kwargs` travel in each request's body under that name (as vLLM and
+//! SGLang read them). The
 //! API key is read from the environment variable the spec names and is sent only in the
 //! `Authorization` header: it never appears in errors, logs or artifacts.
 
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::chat_template_kwargs::ChatTemplateKwargs;
 use super::model_spec::ModelSpec;
 
 /// Why a request failed, after any retries.
@@ -89,6 +92,8 @@ struct Pool {
 pub struct Endpoint {
     /// The served model name requests carry.
     pub model: String,
+    /// The template variables requests carry (none: no field).
+    chat_template_kwargs: ChatTemplateKwargs,
     pool: Arc<Pool>,
     attempts: u32,
     backoff: Duration,
@@ -148,6 +153,7 @@ impl Endpoint {
         let n = servers.len();
         Ok(Self {
             model: model.clone(),
+            chat_template_kwargs: spec.chat_template_kwargs.clone(),
             pool: Arc::new(Pool {
                 servers,
                 api_key,
@@ -179,9 +185,14 @@ impl Endpoint {
         std::mem::take(&mut health.notices)
     }
 
-    /// Posts a chat-completion request (`model` and, unless given, a `seed` derived from
-    /// the request are filled in) and returns the answer.
+    /// Posts a chat-completion request (`model`, the model's `chat_template_kwargs` if it
+    /// has any and, unless given, a `seed` derived from the request are filled in) and
+    /// returns the answer.
     pub fn chat(&self, mut body: Value) -> Result<Value, EndpointError> {
+        if !self.chat_template_kwargs.is_empty() && body.get("chat_template_kwargs").is_none() {
+            body["chat_template_kwargs"] =
+                serde_json::to_value(&self.chat_template_kwargs).expect("JSON values serialise");
+        }
         if body.get("seed").is_none() {
             let digest = blake3::hash(&serde_json::to_vec(&body).unwrap_or_default());
             let seed = u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"));
@@ -348,4 +359,97 @@ fn server_message(text: &str) -> String {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(String::from))
         .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::llm::model_spec::EndpointUrls;
+
+    /// A server that answers every request with an empty chat completion and hands each
+    /// request's JSON body to the returned receiver.
+    fn recording_server() -> (String, mpsc::Receiver<Value>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let (bodies, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body = loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break serde_json::from_slice::<Value>(&request[end + 4..]).ok();
+                    }
+                };
+                if let Some(body) = body {
+                    let _ = bodies.send(body);
+                }
+                let answer = json!({"choices": [{"message": {"content": ""}}]}).to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        (url, received)
+    }
+
+    #[test]
+    fn template_variables_travel_in_the_request_body() {
+        let (url, bodies) = recording_server();
+        let mut spec = ModelSpec {
+            endpoint: Some(EndpointUrls::One(url)),
+            model: Some("qwen3".into()),
+            ..ModelSpec::default()
+        };
+        let open =
+            |spec: &ModelSpec| Endpoint::new("judge", spec, Duration::from_secs(10), 1).unwrap();
+        let ask = json!({"messages": [{"role": "user", "content": "Hi"}]});
+        open(&spec).chat(ask.clone()).unwrap();
+        let plain = bodies.recv().unwrap();
+        assert!(plain.get("chat_template_kwargs").is_none(), "{plain}");
+
+        spec.chat_template_kwargs =
+            ChatTemplateKwargs::parse(r#"{"enable_thinking": false}"#).unwrap();
+        open(&spec).chat(ask.clone()).unwrap();
+        let body = bodies.recv().unwrap();
+        assert_eq!(
+            body["chat_template_kwargs"],
+            json!({"enable_thinking": false})
+        );
+        assert_eq!(body["model"], "qwen3");
+        // A request that sets its own keeps them.
+        let mut own = ask;
+        own["chat_template_kwargs"] = json!({"enable_thinking": true});
+        open(&spec).chat(own).unwrap();
+        let body = bodies.recv().unwrap();
+        assert_eq!(
+            body["chat_template_kwargs"],
+            json!({"enable_thinking": true})
+        );
+    }
 }

@@ -8,8 +8,10 @@
 //!
 //! A model's identity — what enters the keys of the stages using it — is the digest of its
 //! weight, configuration and tokenizer files plus its `dtype` for in-process models, and
-//! the endpoint, served model name and pinned revision for endpoint models. Stages using
-//! an in-process model also key on the backend name, since numerics differ between them.
+//! the endpoint, served model name and pinned revision for endpoint models; either way plus
+//! its `chat_template_kwargs` when it has any (they change every prompt it sees; a model
+//! without them keeps the identity it had before they existed). Stages using an
+//! in-process model also key on the backend name, since numerics differ between them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -176,6 +178,21 @@ impl ModelHub {
 
     fn compute_identity(&self, name: &str, store: &Store) -> Result<Value, LlmError> {
         let spec = self.spec(name)?;
+        let mut identity = self.identity_of_weights(name, spec, store)?;
+        if !spec.chat_template_kwargs.is_empty() {
+            identity["chat_template_kwargs"] =
+                serde_json::to_value(&spec.chat_template_kwargs).expect("JSON values serialise");
+        }
+        Ok(identity)
+    }
+
+    /// The identity of what model `name` computes with: its weights or its served model.
+    fn identity_of_weights(
+        &self,
+        name: &str,
+        spec: &ModelSpec,
+        store: &Store,
+    ) -> Result<Value, LlmError> {
         if spec.source.is_none() {
             // The served model and its pinned revision, not the URL: moving a server does
             // not change what it computes.
@@ -239,7 +256,11 @@ impl ModelHub {
         }
         let path = self.path(name)?;
         let backend = self.backend()?;
-        let model = Arc::new(LoadedModel::load(&path, backend, self.spec(name)?.dtype)?);
+        let spec = self.spec(name)?;
+        let model = Arc::new(
+            LoadedModel::load(&path, backend, spec.dtype)?
+                .with_chat_template_kwargs(spec.chat_template_kwargs.clone()),
+        );
         loaded.insert(name.to_string(), model.clone());
         Ok(model)
     }

@@ -1,9 +1,11 @@
-//! A model ready to run: weights on a backend, its tokenizer, chat template and stop tokens.
+//! A model ready to run: weights on a backend, its tokenizer, chat template (with the
+//! variables it is rendered with) and stop tokens.
 
 use std::path::Path;
 
 use super::backend::ResolvedBackend;
 use super::chat::{ChatTemplate, Message};
+use super::chat_template_kwargs::ChatTemplateKwargs;
 use super::choice::{answer_distribution, answer_tokens, next_token_logprobs};
 use super::config::ModelConfig;
 use super::error::LlmError;
@@ -19,6 +21,9 @@ pub struct LoadedModel {
     pub model: LlamaModel,
     pub tokenizer: Tokenizer,
     pub chat_template: Option<ChatTemplate>,
+    /// Variables every chat prompt is rendered with (a spec model's or a command's
+    /// `chat_template_kwargs`; none when loaded).
+    pub chat_template_kwargs: ChatTemplateKwargs,
     /// Tokens that end a generation (the model's EOS tokens).
     pub stop_tokens: Vec<u32>,
 }
@@ -51,12 +56,29 @@ impl LoadedModel {
             model,
             tokenizer,
             chat_template,
+            chat_template_kwargs: ChatTemplateKwargs::default(),
             stop_tokens,
         })
     }
 
-    /// The prompt text for a chat, rendered with the model's template.
+    /// The model with its chat prompts rendered with `kwargs`.
+    pub fn with_chat_template_kwargs(mut self, kwargs: ChatTemplateKwargs) -> Self {
+        self.chat_template_kwargs = kwargs;
+        self
+    }
+
+    /// The prompt text for a chat, rendered with the model's template and variables.
     pub fn chat_prompt(&self, messages: &[Message]) -> Result<String, LlmError> {
+        self.chat_prompt_with(messages, &self.chat_template_kwargs)
+    }
+
+    /// The prompt text for a chat, rendered with the model's template and `kwargs` in
+    /// place of the model's variables (a served request's, merged with the server's).
+    pub fn chat_prompt_with(
+        &self,
+        messages: &[Message],
+        kwargs: &ChatTemplateKwargs,
+    ) -> Result<String, LlmError> {
         let template = self
             .chat_template
             .as_ref()
@@ -71,7 +93,7 @@ impl LoadedModel {
             .eos_token
             .as_ref()
             .map_or("", |(t, _)| t.as_str());
-        template.render(messages, true, bos, eos)
+        template.render_with(messages, true, bos, eos, kwargs)
     }
 
     /// The prompt tokens of a chat, rendered with the model's template.

@@ -16,6 +16,7 @@ pub mod attention;
 pub mod backend;
 pub mod block;
 pub mod chat;
+pub mod chat_template_kwargs;
 pub mod choice;
 pub mod config;
 pub mod dense;

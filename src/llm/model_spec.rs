@@ -1,5 +1,6 @@
 //! A model as a spec names it: weights run in-process (`source`) or an OpenAI-compatible
-//! server (`endpoint`), and the precision in-process weights run in.
+//! server (`endpoint`), the precision in-process weights run in, and the variables its
+//! chat template is rendered with.
 //!
 //! These types are read from the spec's `models:` block, but they belong to the engine:
 //! the engine resolves, fetches and loads what they describe, and the spec only parses
@@ -7,6 +8,8 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use super::chat_template_kwargs::ChatTemplateKwargs;
 
 /// The precision an in-process model's weights and activations use.
 #[derive(
@@ -67,6 +70,13 @@ pub struct ModelSpec {
     /// The environment variable holding the endpoint's API key (the key never enters a spec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// Variables the model's chat template is rendered with besides the messages, as
+    /// `transformers`' `apply_chat_template(**kwargs)` takes them, e.g.
+    /// `{enable_thinking: false}` for Qwen3 without reasoning. Sent to an endpoint as the
+    /// request's `chat_template_kwargs` (vLLM, SGLang and `accord serve` read it). Part of
+    /// the keys of stages using the model.
+    #[serde(default, skip_serializing_if = "ChatTemplateKwargs::is_empty")]
+    pub chat_template_kwargs: ChatTemplateKwargs,
 }
 
 /// One endpoint URL or several serving the same model.

@@ -1,7 +1,9 @@
 //! An OpenAI-compatible HTTP server over the in-process engine (`accord serve`).
 //!
 //! `GET /v1/models` and `POST /v1/chat/completions` (with `n`, `seed`, `temperature`,
-//! `top_p`, `max_tokens`, `stop`, `logprobs`/`top_logprobs` and `stream`). One worker
+//! `top_p`, `max_tokens`, `stop`, `logprobs`/`top_logprobs`, `stream` and, as vLLM and
+//! SGLang take it, `chat_template_kwargs`, whose variables replace the server's own
+//! (`accord serve --chat-template-kwargs`) name by name). One worker
 //! thread owns the model; requests that arrive while it is busy wait in a queue and are
 //! decoded together in the next batch, each with its own sampling settings and seed. Every
 //! answer that is not a success (a bad request, an unknown route or method, a body over
@@ -48,6 +50,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::chat::Message;
+use super::chat_template_kwargs::ChatTemplateKwargs;
 use super::generate::{Completion, Finish, Request, generate};
 use super::loaded::LoadedModel;
 use super::sampling::Sampling;
@@ -338,6 +341,8 @@ async fn list_models(State(served): State<Served>) -> Response {
 /// A validated chat request.
 struct Parsed {
     messages: Vec<Message>,
+    /// The server's template variables, overridden by the request's.
+    chat_template_kwargs: ChatTemplateKwargs,
     n: usize,
     seed: Option<u64>,
     sampling: Sampling,
@@ -474,6 +479,17 @@ fn parse(body: &Value, served: &Served) -> Result<Parsed, ApiError> {
             "`top_logprobs` needs `logprobs: true`",
         ));
     }
+    let chat_template_kwargs = match number("chat_template_kwargs") {
+        None => served.model.chat_template_kwargs.clone(),
+        Some(v) => served.model.chat_template_kwargs.overridden_by(
+            &ChatTemplateKwargs::from_json(v.clone()).map_err(|e| {
+                bad_request(
+                    "chat_template_kwargs",
+                    format!("`chat_template_kwargs`: {e}"),
+                )
+            })?,
+        ),
+    };
     let stream = match number("stream") {
         None => false,
         Some(v) => v
@@ -482,6 +498,7 @@ fn parse(body: &Value, served: &Served) -> Result<Parsed, ApiError> {
     };
     Ok(Parsed {
         messages,
+        chat_template_kwargs,
         n,
         seed,
         sampling: Sampling {
@@ -530,7 +547,7 @@ async fn answer(served: Served, body: Bytes) -> Result<Response, ApiError> {
     let parsed = parse(&body, &served)?;
     let model = &served.model;
     let prompt = match model
-        .chat_prompt(&parsed.messages)
+        .chat_prompt_with(&parsed.messages, &parsed.chat_template_kwargs)
         .and_then(|text| model.tokenizer.encode(&text))
     {
         Ok(ids) => ids,

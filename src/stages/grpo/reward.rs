@@ -29,7 +29,7 @@ pub fn rewards(
                 let turns = trained(d);
                 let hits: usize = turns
                     .iter()
-                    .map(|&t| d.turns[t].text.matches(text.as_str()).count())
+                    .map(|&t| d.turns[t].visible_text().matches(text.as_str()).count())
                     .sum();
                 hits as f64 / turns.len().max(1) as f64
             })

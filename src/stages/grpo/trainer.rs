@@ -115,6 +115,7 @@ impl<'a> Trainer<'a> {
             model,
             tokenizer: self.base.tokenizer.clone(),
             chat_template: self.base.chat_template.clone(),
+            chat_template_kwargs: self.base.chat_template_kwargs.clone(),
             stop_tokens: self.base.stop_tokens.clone(),
         })
     }
