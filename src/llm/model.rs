@@ -121,12 +121,12 @@ fn linear(
     bias: bool,
     target: Target,
 ) -> Result<Dense, LlmError> {
-    let weight = weights.take(&format!("{name}.weight"), &[d_out, d_in])?;
+    let weight = weights.take(&format!("{name}.weight"), &[d_out, d_in], target.1)?;
     let bias = if bias {
         let bias_name = format!("{name}.bias");
         Some(named_param(
             &bias_name,
-            tensor(weights.take(&bias_name, &[d_out])?, target),
+            tensor(weights.take(&bias_name, &[d_out], target.1)?, target),
         ))
     } else {
         None
@@ -146,7 +146,10 @@ fn rms_norm(
 ) -> Result<RmsNorm, LlmError> {
     let weight = format!("{name}.weight");
     Ok(RmsNorm {
-        gamma: named_param(&weight, tensor(weights.take(&weight, &[size])?, target)),
+        gamma: named_param(
+            &weight,
+            tensor(weights.take(&weight, &[size], target.1)?, target),
+        ),
         epsilon: eps,
     })
 }
@@ -171,7 +174,7 @@ impl LlamaModel {
         );
         let (h, k, d) = (config.num_heads, config.num_kv_heads, config.head_dim);
         let eps = config.rms_norm_eps;
-        let embed = weights.take("model.embed_tokens.weight", &[v, c])?;
+        let embed = weights.take("model.embed_tokens.weight", &[v, c], float)?;
         let mut layers = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
             let p = format!("model.layers.{i}");

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::TensorData;
+use burn::tensor::{DType, TensorData};
 use ggus::{GGmlType, GGuf, GGufMetaMapExt};
 use memmap2::Mmap;
 
@@ -283,7 +283,8 @@ impl WeightSource for GgufWeights {
         &self.path
     }
 
-    fn get(&mut self, name: &str) -> Result<Option<TensorData>, LlmError> {
+    /// Dequantised to f32, whatever is wanted.
+    fn get(&mut self, name: &str, _wanted: DType) -> Result<Option<TensorData>, LlmError> {
         let Some(gguf) = gguf_name(name) else {
             return Ok(None);
         };

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use burn::tensor::TensorData;
+use burn::tensor::{DType, TensorData};
 
 use super::WeightSource;
 use crate::llm::error::LlmError;
@@ -31,11 +31,16 @@ impl WeightSource for RandomWeights {
     }
 
     /// Random weights know no shapes by name alone: only [`WeightSource::take`] makes them.
-    fn get(&mut self, _name: &str) -> Result<Option<TensorData>, LlmError> {
+    fn get(&mut self, _name: &str, _wanted: DType) -> Result<Option<TensorData>, LlmError> {
         Ok(None)
     }
 
-    fn take(&mut self, name: &str, shape: &[usize]) -> Result<TensorData, LlmError> {
+    fn take(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        _wanted: DType,
+    ) -> Result<TensorData, LlmError> {
         let len = shape.iter().product();
         let data = if name.ends_with("norm.weight") {
             vec![1.0; len]

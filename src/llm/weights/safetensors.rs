@@ -1,5 +1,6 @@
 //! Hugging Face folders: `model.safetensors` or shards listed in
-//! `model.safetensors.index.json`, read tensor by tensor in the dtype they are stored in.
+//! `model.safetensors.index.json`, read tensor by tensor in the dtype they are stored in (or
+//! widened to f32 on the way).
 //!
 //! Opening the folder reads each file's header only (see [`super::safetensors_header`]),
 //! and checks it against the file's length. Each tensor is then read on demand with one
@@ -11,15 +12,16 @@
 //!
 //! A bf16 checkpoint loaded as bf16 on flex peaks at 1.02× its size (`scripts/bench-load.py`,
 //! Qwen3-0.6B's shape): mapping every shard and converting each tensor to f32 first used to
-//! peak at 2.6×. Loaded as f32, the transient beside the f32 model is one tensor's bf16
-//! bytes (burn converts in `from_data`).
+//! peak at 2.6×. Loaded as f32, bf16 and f16 tensors are widened inside their f32 buffers,
+//! so that load peaks near the f32 model's size; other conversions (f32 to bf16, say) are
+//! burn's in `from_data`, with one tensor's source beside its result.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::TensorData;
+use burn::tensor::{DType, TensorData};
 use safetensors::Dtype;
 
 use super::WeightSource;
@@ -119,22 +121,50 @@ fn read_elements<T: bytemuck::Pod + burn::tensor::Element>(
     Ok(TensorData::new(values, entry.shape.clone()))
 }
 
+/// The 16-bit floats of `entry` (bf16 or f16, as `widen` reads their bits) as f32, widened
+/// inside the f32 buffer itself: the stored values are read into its upper half, and
+/// element `i` is written over halves `2i` and `2i + 1`, at or below stored element `i`
+/// (at half `n + i`), once it is read. No 16-bit copy of the tensor is held.
+fn read_widened(
+    file: &File,
+    entry: &TensorEntry,
+    widen: fn(u16) -> f32,
+) -> std::io::Result<TensorData> {
+    let n = entry.len / 2;
+    let mut values: Vec<f32> = bytemuck::zeroed_vec(n);
+    let halves: &mut [u16] = bytemuck::cast_slice_mut(&mut values);
+    file.read_exact_at(bytemuck::cast_slice_mut(&mut halves[n..]), entry.offset)?;
+    for i in 0..n {
+        let bytes = widen(u16::from_le(halves[n + i])).to_ne_bytes();
+        halves[2 * i] = u16::from_ne_bytes([bytes[0], bytes[1]]);
+        halves[2 * i + 1] = u16::from_ne_bytes([bytes[2], bytes[3]]);
+    }
+    Ok(TensorData::new(values, entry.shape.clone()))
+}
+
 impl WeightSource for SafetensorsWeights {
     fn path(&self) -> &Path {
         &self.folder
     }
 
-    fn get(&mut self, name: &str) -> Result<Option<TensorData>, LlmError> {
+    /// In the stored dtype, or widened to f32 when f32 is wanted.
+    fn get(&mut self, name: &str, wanted: DType) -> Result<Option<TensorData>, LlmError> {
         let Some((file, entry)) = self.index.get(name) else {
             return Ok(None);
         };
         let (path, file) = &self.files[*file];
         // The header was checked: each byte length fits its shape and dtype.
-        let data = match entry.dtype {
-            Dtype::F32 => read_elements::<f32>(file, entry),
-            Dtype::F16 => read_elements::<half::f16>(file, entry),
-            Dtype::BF16 => read_elements::<half::bf16>(file, entry),
-            other => {
+        let data = match (entry.dtype, wanted) {
+            (Dtype::F16, DType::F32) => {
+                read_widened(file, entry, |bits| half::f16::from_bits(bits).to_f32())
+            }
+            (Dtype::BF16, DType::F32) => {
+                read_widened(file, entry, |bits| half::bf16::from_bits(bits).to_f32())
+            }
+            (Dtype::F32, _) => read_elements::<f32>(file, entry),
+            (Dtype::F16, _) => read_elements::<half::f16>(file, entry),
+            (Dtype::BF16, _) => read_elements::<half::bf16>(file, entry),
+            (other, _) => {
                 return Err(LlmError::BadFile {
                     path: path.clone(),
                     message: format!(
@@ -172,7 +202,7 @@ mod tests {
         names
             .into_iter()
             .map(|name| {
-                let data = weights.get(&name).unwrap().unwrap();
+                let data = weights.get(&name, DType::F32).unwrap().unwrap();
                 assert_eq!(data.dtype(), DType::F32);
                 (name, data.convert_dtype(DType::BF16))
             })
@@ -245,12 +275,21 @@ mod tests {
     }
 
     #[test]
-    fn shards_are_read_in_their_stored_dtype() {
+    fn shards_are_read_in_their_stored_dtype_or_widened_to_f32() {
         let root = tempfile::tempdir().unwrap();
         let (sharded, _) = write_copies(root.path());
         let mut weights = SafetensorsWeights::open(&sharded).unwrap();
-        let embed = weights.get("model.embed_tokens.weight").unwrap().unwrap();
-        assert_eq!(embed.dtype(), DType::BF16);
+        let mut embed = |wanted| {
+            weights
+                .get("model.embed_tokens.weight", wanted)
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(embed(DType::BF16).dtype(), DType::BF16);
+        assert_eq!(embed(DType::F16).dtype(), DType::BF16);
+        let widened = embed(DType::F32);
+        assert_eq!(widened.dtype(), DType::F32);
+        assert_eq!(widened, embed(DType::BF16).convert_dtype(DType::F32));
         let model = load(&sharded, ModelDtype::Bf16);
         assert_eq!(model.embed_tokens.weight.val().dtype(), DType::BF16);
         assert_eq!(
