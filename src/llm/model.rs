@@ -18,7 +18,7 @@ use super::layer_cache::LayerCache;
 use super::mlp::Mlp;
 use super::model_spec::Dtype;
 use super::rope::Rope;
-use super::weights::{HostTensor, WeightSource};
+use super::weights::WeightSource;
 
 /// A Llama-family decoder. Weights keep Hugging Face's layouts (see [`Dense`]); with
 /// tied embeddings the LM head multiplies by the `[V, C]` embedding matrix itself, so
@@ -82,14 +82,11 @@ impl KvCache {
 /// Where weights go: a device and the precision they are stored in there.
 type Target<'a> = (&'a Device, DType);
 
-fn tensor(host: HostTensor, target: Target) -> Tensor<2> {
-    let shape = [host.shape[0], host.shape[1]];
-    Tensor::from_data(TensorData::new(host.data, shape), target)
-}
-
-fn vector(host: HostTensor, target: Target) -> Tensor<1> {
-    let len = host.data.len();
-    Tensor::from_data(TensorData::new(host.data, [len]), target)
+/// A device tensor of `host`'s shape, stored as `target` says. When the dtypes agree the
+/// host buffer becomes the tensor's storage (flex) or is uploaded as is (wgpu); otherwise
+/// burn converts this one tensor on the host first.
+fn tensor<const D: usize>(host: TensorData, target: Target) -> Tensor<D> {
+    Tensor::from_data(host, target)
 }
 
 /// burn's name for a spec dtype.
@@ -124,12 +121,12 @@ fn linear(
     bias: bool,
     target: Target,
 ) -> Result<Dense, LlmError> {
-    let weight = weights.take(&format!("{name}.weight"), &[d_out, d_in])?;
+    let weight = weights.take(&format!("{name}.weight"), &[d_out, d_in], target.1)?;
     let bias = if bias {
         let bias_name = format!("{name}.bias");
         Some(named_param(
             &bias_name,
-            vector(weights.take(&bias_name, &[d_out])?, target),
+            tensor(weights.take(&bias_name, &[d_out], target.1)?, target),
         ))
     } else {
         None
@@ -149,7 +146,10 @@ fn rms_norm(
 ) -> Result<RmsNorm, LlmError> {
     let weight = format!("{name}.weight");
     Ok(RmsNorm {
-        gamma: named_param(&weight, vector(weights.take(&weight, &[size])?, target)),
+        gamma: named_param(
+            &weight,
+            tensor(weights.take(&weight, &[size], target.1)?, target),
+        ),
         epsilon: eps,
     })
 }
@@ -181,7 +181,7 @@ impl LlamaModel {
                 .then(|| rms_norm(weights, name, d, eps, target))
                 .transpose()
         };
-        let embed = weights.take("model.embed_tokens.weight", &[v, c])?;
+        let embed = weights.take("model.embed_tokens.weight", &[v, c], float)?;
         let mut layers = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
             let p = format!("model.layers.{i}");

@@ -12,12 +12,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use burn::tensor::{DType, TensorData};
 use ggus::{GGmlType, GGuf, GGufMetaMapExt};
 use memmap2::Mmap;
 
+use super::WeightSource;
 use super::dequantise::{SUPPORTED, dequantise, unsupported_type};
 use super::gguf_layout::check_layout;
-use super::{HostTensor, WeightSource};
 use crate::llm::config::{Architecture, ModelConfig, RopeScaling};
 use crate::llm::error::LlmError;
 
@@ -169,9 +170,12 @@ impl GgufWeights {
             .unwrap_or_else(|_| hidden_size.checked_div(num_heads).unwrap_or(0));
         let max_positions = usize_of("context_length")?;
         let rope_scaling = match tensors.get("rope_freqs.weight") {
-            Some(entry) => Some(RopeScaling::Divisors(
-                read_entry(path, "rope_freqs.weight", entry, &map)?.data,
-            )),
+            Some(entry) => Some(RopeScaling::Divisors(read_entry(
+                path,
+                "rope_freqs.weight",
+                entry,
+                &map,
+            )?)),
             None => match gguf.get_str(&key("rope.scaling.type")).unwrap_or("none") {
                 "none" => None,
                 "linear" => Some(RopeScaling::Linear {
@@ -234,13 +238,13 @@ impl GgufWeights {
     }
 }
 
-/// Reads and dequantises one tensor.
+/// Reads and dequantises one tensor: its f32 values, row-major.
 fn read_entry(
     path: &Path,
     name: &str,
     entry: &TensorEntry,
     map: &[u8],
-) -> Result<HostTensor, LlmError> {
+) -> Result<Vec<f32>, LlmError> {
     let bytes = map
         .get(entry.start..entry.start + entry.len)
         .ok_or_else(|| {
@@ -250,12 +254,8 @@ fn read_entry(
             )
         })?;
     let count: usize = entry.shape.iter().product();
-    let data = dequantise(entry.ty, bytes, count)
-        .map_err(|message| bad(path, format!("tensor `{name}`: {message}")))?;
-    Ok(HostTensor {
-        shape: entry.shape.clone(),
-        data,
-    })
+    dequantise(entry.ty, bytes, count)
+        .map_err(|message| bad(path, format!("tensor `{name}`: {message}")))
 }
 
 /// The GGUF name of a `transformers` tensor name.
@@ -289,27 +289,24 @@ fn gguf_name(hf: &str) -> Option<String> {
     Some(format!("blk.{layer}.{short}.{kind}"))
 }
 
-/// Undoes llama.cpp's permutation of Q/K rows for `heads` heads (rows `[heads·D]`, any
-/// trailing width): within a head, row `2j + s` of the file is row `s·D/2 + j` of HF's.
-fn unpermute(tensor: HostTensor, heads: usize) -> HostTensor {
-    let rows = tensor.shape[0];
-    let width: usize = tensor.shape[1..].iter().product();
+/// Undoes llama.cpp's permutation of Q/K rows for `heads` heads (`shape`: rows `[heads·D]`,
+/// any trailing width): within a head, row `2j + s` of the file is row `s·D/2 + j` of HF's.
+fn unpermute(values: &[f32], shape: &[usize], heads: usize) -> Vec<f32> {
+    let rows = shape[0];
+    let width: usize = shape[1..].iter().product();
     let d = rows / heads;
-    let mut data = vec![0.0; tensor.data.len()];
+    let mut data = vec![0.0; values.len()];
     for head in 0..heads {
         for j in 0..d / 2 {
             for s in 0..2 {
                 let from = head * d + 2 * j + s;
                 let to = head * d + s * (d / 2) + j;
                 data[to * width..(to + 1) * width]
-                    .copy_from_slice(&tensor.data[from * width..(from + 1) * width]);
+                    .copy_from_slice(&values[from * width..(from + 1) * width]);
             }
         }
     }
-    HostTensor {
-        shape: tensor.shape,
-        data,
-    }
+    data
 }
 
 impl WeightSource for GgufWeights {
@@ -317,27 +314,34 @@ impl WeightSource for GgufWeights {
         &self.path
     }
 
-    fn get(&mut self, name: &str) -> Result<Option<HostTensor>, LlmError> {
+    /// Dequantised to f32, whatever is wanted.
+    fn get(&mut self, name: &str, _wanted: DType) -> Result<Option<TensorData>, LlmError> {
         let Some(gguf) = gguf_name(name) else {
             return Ok(None);
         };
         let Some(entry) = self.tensors.get(&gguf) else {
             return Ok(None);
         };
-        let tensor = read_entry(&self.path, &gguf, entry, &self.map)?;
+        let values = read_entry(&self.path, &gguf, entry, &self.map)?;
         let permuted = matches!(
             self.architecture,
             Architecture::Llama | Architecture::Mistral
         );
-        Ok(Some(match () {
-            _ if permuted && gguf.ends_with("attn_q.weight") => unpermute(tensor, self.num_heads),
-            _ if permuted && gguf.ends_with("attn_k.weight") => {
-                unpermute(tensor, self.num_kv_heads)
+        let heads = match () {
+            _ if !permuted => None,
+            _ if gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_q.bias") => {
+                Some(self.num_heads)
             }
-            _ if permuted && gguf.ends_with("attn_q.bias") => unpermute(tensor, self.num_heads),
-            _ if permuted && gguf.ends_with("attn_k.bias") => unpermute(tensor, self.num_kv_heads),
-            _ => tensor,
-        }))
+            _ if gguf.ends_with("attn_k.weight") || gguf.ends_with("attn_k.bias") => {
+                Some(self.num_kv_heads)
+            }
+            _ => None,
+        };
+        let values = match heads {
+            Some(heads) => unpermute(&values, &entry.shape, heads),
+            None => values,
+        };
+        Ok(Some(TensorData::new(values, entry.shape.clone())))
     }
 }
 
@@ -368,13 +372,6 @@ mod tests {
         // Two heads of D = 4 rows, width 1: HF rows 0..8; llama.cpp interleaves the halves.
         let hf: Vec<f32> = (0..8).map(|i| i as f32).collect();
         let permuted = vec![0.0, 2.0, 1.0, 3.0, 4.0, 6.0, 5.0, 7.0];
-        let back = unpermute(
-            HostTensor {
-                shape: vec![8, 1],
-                data: permuted,
-            },
-            2,
-        );
-        assert_eq!(back.data, hf);
+        assert_eq!(unpermute(&permuted, &[8, 1], 2), hf);
     }
 }

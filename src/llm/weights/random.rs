@@ -8,7 +8,9 @@
 
 use std::path::Path;
 
-use super::{HostTensor, WeightSource};
+use burn::tensor::{DType, TensorData};
+
+use super::WeightSource;
 use crate::llm::error::LlmError;
 use crate::seed::SeededRng;
 
@@ -29,11 +31,16 @@ impl WeightSource for RandomWeights {
     }
 
     /// Random weights know no shapes by name alone: only [`WeightSource::take`] makes them.
-    fn get(&mut self, _name: &str) -> Result<Option<HostTensor>, LlmError> {
+    fn get(&mut self, _name: &str, _wanted: DType) -> Result<Option<TensorData>, LlmError> {
         Ok(None)
     }
 
-    fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor, LlmError> {
+    fn take(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        _wanted: DType,
+    ) -> Result<TensorData, LlmError> {
         let len = shape.iter().product();
         let data = if name.ends_with("norm.weight") {
             vec![1.0; len]
@@ -46,9 +53,6 @@ impl WeightSource for RandomWeights {
                 .map(|_| (rng.unit() as f32 * 2.0 - 1.0) * half_width)
                 .collect()
         };
-        Ok(HostTensor {
-            shape: shape.to_vec(),
-            data,
-        })
+        Ok(TensorData::new(data, shape.to_vec()))
     }
 }
