@@ -18,14 +18,14 @@ allocator). Prints the CPU, the checkpoint's size, each peak and the ratio.
     scripts/bench-load.py --bin B --old-bin O   # also measure another build, e.g. main's
     scripts/bench-load.py --dtypes bf16,f32     # f32 too (the model is then 2x the file)
 
-The checkpoint says `model_type: llama` with `head_dim: 128` (a llama config may set
-`head_dim`; 1024 / 16 heads would give 64) and has no Q/K norms; `--qwen3` writes
-`model_type: qwen3` with `q_norm`/`k_norm`, for once the engine reads Qwen3. It is kept in
-`--dir` and rewritten only when its description changes.
+The checkpoint is a Qwen3 one (`model_type: qwen3`, with `q_norm`/`k_norm`); `--llama`
+writes the same shape as `model_type: llama` with `head_dim: 128` and no Q/K norms. It is
+kept in `--dir` and rewritten only when its description changes.
 """
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -182,15 +182,22 @@ def main():
     parser.add_argument("--bin", help="the accord binary to measure (default: build it)")
     parser.add_argument("--old-bin", help="another accord build to measure the same way")
     parser.add_argument("--dtypes", default="bf16")
-    parser.add_argument("--qwen3", action="store_true", help="write a Qwen3 checkpoint (Q/K norms)")
+    parser.add_argument("--llama", action="store_true", help="write the shape as a Llama checkpoint")
     args = parser.parse_args()
     binary = args.bin
     if binary is None:
         subprocess.run(["cargo", "build", "--quiet", "--bin", "accord"], cwd=ROOT, check=True,
                        env={**os.environ, "CARGO_TARGET_DIR": TARGET})
         binary = os.path.join(TARGET, "debug", "accord")
-    folder = os.path.join(args.dir, "qwen3-0.6b-shape" + ("" if args.qwen3 else "-as-llama"))
-    write_checkpoint(folder, args.qwen3)
+    folder = os.path.join(args.dir, "qwen3-0.6b-shape" + ("-as-llama" if args.llama else ""))
+    # Written in a fresh interpreter: a child forked from a parent holding the arrays would
+    # start its peak RSS at the parent's size.
+    writer = multiprocessing.get_context("spawn").Process(target=write_checkpoint,
+                                                           args=(folder, not args.llama))
+    writer.start()
+    writer.join()
+    if writer.exitcode != 0:
+        sys.exit("writing the checkpoint failed")
     size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if f.endswith(".safetensors"))
     print(f"cpu: {cpu_model()}")
     print(f"checkpoint: {folder}: {size / 1e9:.3f} GB in {SHARDS} bf16 shards")
