@@ -373,7 +373,8 @@ fn model_sources_say_what_is_wrong_with_them() {
          g: {{source: 'stage:'}}\n  \
          h: {{source: 'stage:trian'}}\n  \
          i: {{source: 'ftp:x'}}\n  \
-         j: {{source: 'model.gguf'}}\n\
+         j: {{source: 'model.gguf'}}\n  \
+         k: {{source: 'hf:org/name@../main'}}\n\
          stages:\n  train: {{kind: prompt_synthesis}}\n"
     );
     insta::assert_snapshot!("model_sources", errors(&text));
