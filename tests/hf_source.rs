@@ -511,7 +511,7 @@ fn a_corrupted_download_is_discarded_and_never_used() {
     let sha = sha256_hex(&repo.files["model.safetensors"]);
     assert!(
         out.stderr
-            .contains(&format!("`model.safetensors` arrived with sha256 "))
+            .contains("`model.safetensors` arrived with sha256 ")
             && out.stderr.contains(&format!(
                 "but the hub announced {sha}; the download was discarded"
             )),
