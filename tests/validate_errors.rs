@@ -373,7 +373,8 @@ fn model_sources_say_what_is_wrong_with_them() {
          g: {{source: 'stage:'}}\n  \
          h: {{source: 'stage:trian'}}\n  \
          i: {{source: 'ftp:x'}}\n  \
-         j: {{source: 'model.gguf'}}\n\
+         j: {{source: 'model.gguf'}}\n  \
+         k: {{source: 'hf:org/name@../main'}}\n\
          stages:\n  train: {{kind: prompt_synthesis}}\n"
     );
     insta::assert_snapshot!("model_sources", errors(&text));
@@ -407,10 +408,10 @@ fn chat_template_variables_a_template_cannot_take() {
     assert_eq!(codes(&fine), Vec::<&str>::new());
 }
 
-/// A `sha256` pin applies to one weights file; on a folder, a repository, a checkpoint
-/// or an endpoint it is an error, never silently unchecked.
+/// A `sha256` pin applies to one weights file or to an `hf:` repository's files; on a
+/// folder, a checkpoint or an endpoint it is an error, never silently unchecked.
 #[test]
-fn sha256_pins_only_single_files() {
+fn sha256_pins_only_files_and_hub_repositories() {
     let ws = Workspace::new();
     ws.write("weights/config.json", "{}");
     let pin = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";

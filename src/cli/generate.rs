@@ -50,8 +50,8 @@ pub struct GenerateArgs {
     /// Precision of weights and activations.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
-    /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source; a folder is
-    /// rejected, not left unchecked).
+    /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source) or of an `hf:`
+    /// repository's files (as `accord models fetch` prints it); a folder is rejected.
     #[arg(long)]
     pub sha256: Option<String>,
 }

@@ -236,6 +236,7 @@ fn set_environment_defaults() {
 
 /// Runs `cli` with the stage kinds in `registry`; library users call this with their own.
 pub fn dispatch(cli: Cli, registry: &Registry) -> std::io::Result<i32> {
+    crate::llm::hf::download_progress::set_quiet(cli.quiet);
     let cwd = std::env::current_dir()?;
     let explicit = cli.store.clone().or_else(|| {
         std::env::var_os("ACCORD_STORE")

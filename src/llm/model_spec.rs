@@ -45,9 +45,11 @@ pub struct ModelSpec {
     /// `hf:org/name[@rev]`, or `stage:NAME` for a checkpoint a stage trained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// Expected sha256 of the weights file (`path:FILE` or `pip:` sources); a mismatch is
-    /// an error. A folder (`path:DIR`, `hf:`), a checkpoint (`stage:`) or an endpoint is
-    /// not one file, so a pin on one is rejected rather than left unchecked.
+    /// Expected sha256 of the weights file (`path:FILE` or `pip:` sources), or of all the
+    /// files of an `hf:` repository: the sha256 of the sorted `sha256sum` lines of its
+    /// files, as `accord models fetch hf:…` prints it. A mismatch is an error. A folder
+    /// (`path:DIR`), a checkpoint (`stage:`) or an endpoint cannot be pinned, so a pin on
+    /// one is rejected rather than left unchecked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// Precision of an in-process model on backends that support it: `f32`, `f16`, `bf16`.

