@@ -550,14 +550,7 @@ mod tests {
     }
 
     fn turn(speaker: usize, text: &str) -> Utterance {
-        Utterance {
-            speaker,
-            text: text.into(),
-            prompt_ids: Vec::new(),
-            token_ids: Vec::new(),
-            logprobs: Vec::new(),
-            p_agree: None,
-        }
+        Utterance::said(speaker, text)
     }
 
     /// A thinking model's reasoning stays in the turn it wrote, and out of every prompt:

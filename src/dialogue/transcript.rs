@@ -37,6 +37,18 @@ pub struct Utterance {
 }
 
 impl Utterance {
+    /// A turn known only by its speaker and text (no tokens, no agreement check).
+    pub fn said(speaker: usize, text: &str) -> Self {
+        Self {
+            speaker,
+            text: text.into(),
+            prompt_ids: Vec::new(),
+            token_ids: Vec::new(),
+            logprobs: Vec::new(),
+            p_agree: None,
+        }
+    }
+
     /// The text without its reasoning: what the other agents see and judges rate.
     pub fn visible_text(&self) -> Cow<'_, str> {
         thinking::visible(&self.text)

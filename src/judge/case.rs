@@ -202,14 +202,7 @@ mod tests {
     use crate::dialogue::{Party as Speaker, Utterance};
 
     fn utterance(speaker: usize, text: &str) -> Utterance {
-        Utterance {
-            speaker,
-            text: text.into(),
-            prompt_ids: Vec::new(),
-            token_ids: Vec::new(),
-            logprobs: Vec::new(),
-            p_agree: None,
-        }
+        Utterance::said(speaker, text)
     }
 
     const TURNS: [(u32, &str, &str); 3] = [

@@ -8,9 +8,10 @@
 //! RMSNorm, rotary embeddings in Hugging Face's `rotate_half` layout (with Llama-3 or
 //! linear frequency scaling), grouped-query attention, a SwiGLU MLP, optional QKV bias,
 //! Qwen3's per-head query/key RMSNorm, tied or untied embeddings.
-//! Weights come from a Hugging Face folder (safetensors) or a GGUF file; both are turned
-//! into the same Hugging Face-named f32 tensors before the model is built, so every later
-//! stage sees one model whatever the file format.
+//! Weights come from a Hugging Face folder (safetensors) or a GGUF file; both hand out
+//! the same Hugging Face-named tensors (in the dtype the file stores, see [`weights`])
+//! before the model is built, so every later stage sees one model whatever the file
+//! format.
 
 pub mod attention;
 pub mod backend;
