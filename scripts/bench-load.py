@@ -3,7 +3,8 @@
 as they ship). Goal: peak RSS under 1.3x the checkpoint's size.
 
 Writes a random checkpoint of Qwen3-0.6B's shape (hidden 1024, intermediate 3072, 28
-layers, 16 heads of 128, 8 KV heads, vocab 151936, tied embeddings) as a Hugging Face
+layers, 16 heads of 128, 8 KV heads, vocab 151936, with an LM head: 1.5 GB, as the
+published file) as a Hugging Face
 folder of three bf16 shards with `model.safetensors.index.json`, using numpy only (random
 bf16 bit patterns of magnitude below 1/64, norms 1). Then runs
 
@@ -60,6 +61,9 @@ def tensors(shape, qwen3):
                 (f"{p}.mlp.up_proj.weight", (f, c)),
                 (f"{p}.mlp.down_proj.weight", (c, f))]
     out.append(("model.norm.weight", (c,)))
+    # Qwen3-0.6B's published file holds its LM head beside the embeddings (1.5 GB); here
+    # the head is untied, so the engine reads every byte of the file.
+    out.append(("lm_head.weight", (shape["vocab"], c)))
     return out
 
 
@@ -78,7 +82,7 @@ def config(shape, qwen3):
         "rms_norm_eps": 1e-6,
         "rope_theta": 1000000.0,
         "max_position_embeddings": 40960,
-        "tie_word_embeddings": True,
+        "tie_word_embeddings": False,
         # The ids of the fixture tokenizer this folder borrows.
         "bos_token_id": 1,
         "eos_token_id": 2,
@@ -115,7 +119,7 @@ def write_shard(path, part, rng):
 
 def write_checkpoint(folder, qwen3):
     """Writes the checkpoint into `folder` unless the one there has the same description."""
-    description = {"shape": SHAPE, "qwen3": qwen3, "shards": SHARDS, "seed": 0}
+    description = {"shape": SHAPE, "qwen3": qwen3, "shards": SHARDS, "seed": 0, "lm_head": True}
     stamp = os.path.join(folder, "bench-load.json")
     if os.path.exists(stamp) and json.load(open(stamp)) == description:
         return
