@@ -12,7 +12,7 @@
 //!
 //! A bf16 checkpoint loaded as bf16 on flex peaks at 1.02× its size (`scripts/bench-load.py`,
 //! Qwen3-0.6B's shape): mapping every shard and converting each tensor to f32 first used to
-//! peak at 2.6×. Loaded as f32, bf16 and f16 tensors are widened inside their f32 buffers,
+//! peak at 2.7×. Loaded as f32, bf16 and f16 tensors are widened inside their f32 buffers,
 //! so that load peaks near the f32 model's size; other conversions (f32 to bf16, say) are
 //! burn's in `from_data`, with one tensor's source beside its result.
 
