@@ -15,7 +15,7 @@ has no copy of the weights, such as a lent GPU machine.
     scripts/bench-engine.py --config C --engine-bin BIN --backends wgpu \\
         --dtypes f32,f16 --torch-device cuda               # on a GPU machine
 
-Needs torch and transformers (and gguf without `--config`), e.g. the venv
+Needs torch and transformers (and gguf and accelerate without `--config`), e.g. the venv
 `scripts/make_fixtures.py` uses; builds `examples/engine_speed.rs` with the test profile
 unless `--engine-bin` names a built one.
 """
@@ -52,9 +52,18 @@ def accord(binary, model, backend, dtype, threads):
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
+def cache_argument(model, cache):
+    """The keyword that hands `cache` to `model`: `transformers` 5.x calls it `cache` (the
+    old `past_key_values` still works there, with a warning); 4.x only knows the old one.
+    The cache is filled in place, so decoding feeds it back step after step."""
+    import inspect
+    parameters = inspect.signature(model.forward).parameters
+    return {"cache" if "cache" in parameters else "past_key_values": cache}
+
+
 def pytorch(model_path, config_path, device, dtype, threads):
     import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoModelForCausalLM, DynamicCache, LlamaConfig
     if threads:
         torch.set_num_threads(threads)
     torch_dtype = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[dtype]
@@ -71,24 +80,28 @@ def pytorch(model_path, config_path, device, dtype, threads):
     rows = []
     for batch in (1, 8):
         ids = prompt.repeat(batch, 1)
+        step = torch.full((batch, 1), 101, device=device)
         with torch.no_grad():
-            out = model(ids, use_cache=True)
+            cache = DynamicCache(config=model.config)
+            model(ids, use_cache=True, **cache_argument(model, cache))
             for _ in range(4):
-                out = model(torch.full((batch, 1), 101, device=device), past_key_values=out.past_key_values,
-                            use_cache=True)
+                model(step, use_cache=True, **cache_argument(model, cache))
             sync()
+            cache = DynamicCache(config=model.config)
             start = time.perf_counter()
-            out = model(ids, use_cache=True)
+            out = model(ids, use_cache=True, **cache_argument(model, cache))
             out.logits[:, -1].cpu()
             prefill = time.perf_counter() - start
-            past = out.past_key_values
-            step = torch.full((batch, 1), 101, device=device)
             start = time.perf_counter()
             for _ in range(STEPS):
-                out = model(step, past_key_values=past, use_cache=True)
+                out = model(step, use_cache=True, **cache_argument(model, cache))
                 out.logits[:, -1].cpu()
-                past = out.past_key_values
             decode = time.perf_counter() - start
+        # Each step must have appended one position to the cache, not recomputed the
+        # sequence: a cache the model ignored would make this figure meaningless.
+        if cache.get_seq_length() != len(PROMPT) + STEPS or out.logits.shape[1] != 1:
+            raise SystemExit(f"PyTorch's cache holds {cache.get_seq_length()} positions after "
+                             f"{len(PROMPT)} + {STEPS}: its decode figure would not be incremental")
         rows.append({"engine": f"pytorch-{device}-{dtype}", "batch": batch, "prefill_tok_s": batch * 256 / prefill,
                      "decode_tok_s": batch * STEPS / decode})
     return rows
