@@ -23,20 +23,11 @@ use serde_json::{Value, json};
 use super::backend::Backend;
 use super::backend::{ResolvedBackend, resolve_backend};
 use super::error::LlmError;
+use super::hf::repo_files::{OPTIONAL, REQUIRED};
 use super::loaded::LoadedModel;
 use super::model_spec::ModelSpec;
 use super::source::{ModelSource, fetch};
 use crate::store::Store;
-
-/// The files of a Hugging Face folder that a model's output depends on.
-const FOLDER_FILES: [&str; 6] = [
-    "config.json",
-    "chat_template.jinja",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "generation_config.json",
-    "special_tokens_map.json",
-];
 
 /// The spec's models, fetched, identified and loaded lazily.
 pub struct ModelHub {
@@ -230,7 +221,8 @@ impl ModelHub {
                     .into_owned();
                 if file_name.ends_with(".safetensors")
                     || file_name.ends_with(".safetensors.index.json")
-                    || FOLDER_FILES.contains(&file_name.as_str())
+                    || REQUIRED.contains(&file_name.as_str())
+                    || OPTIONAL.contains(&file_name.as_str())
                 {
                     weights.push(file_name);
                 }

@@ -3,7 +3,8 @@
 //! The configuration and tokenizer are required; the generation settings, chat template
 //! and special tokens are used when present; the weights are `model.safetensors`, or an
 //! index whose `weight_map` names the shards. Shard names come from the repository, so
-//! each must be a relative path that stays inside the snapshot.
+//! each must be a relative path that stays inside the snapshot. The required and optional
+//! files, with the weights, are also what a folder model's identity hashes (`hub.rs`).
 
 use std::path::{Component, Path};
 
